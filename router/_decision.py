@@ -1,0 +1,33 @@
+"""The values a routing decision returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Candidate:
+    model: str
+    quality: float  # predicted probability of a good answer (calibrated)
+    cost_usd: float  # expected cost of this request on this model
+    utility: float  # quality - lambda(cost_weight) * normalised log cost
+    quality_source: str  # "learned" (outcome data) or "prior" (catalogue priors only)
+
+
+@dataclass(frozen=True)
+class Decision:
+    selected_model: str
+    confidence: float
+    reasoning: str
+    candidates: tuple[Candidate, ...]  # best utility first
+    capabilities: dict[str, float]
+    complexity: float
+    cost_weight: float
+    input_tokens: int = 0
+    features: dict[str, Any] = field(default_factory=dict)
+
+    def to_api(self) -> dict[str, Any]:
+        """The `/v1/router` decision-only body."""
+        return {"selected_model": self.selected_model, "reasoning": self.reasoning,
+                "confidence": round(self.confidence, 4)}

@@ -1,0 +1,80 @@
+"""Per-prompt features and per-model predicted quality from the learned artifacts.
+
+heads.onnx maps the embedding to capability and group probabilities, complexity and one
+logistic quality head per learned model. Predicted quality blends that head with a k-nearest-
+neighbour mean over training prompts and the group quality table, then applies the calibration
+fitted on held-out prompts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, 1e-4, 1 - 1e-4)
+    return np.log(p) - np.log1p(-p)
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+@dataclass(frozen=True)
+class Features:
+    capabilities: np.ndarray  # (n, C)
+    groups: np.ndarray  # (n, G)
+    complexity: np.ndarray  # (n,)
+    quality: np.ndarray  # (n, M) calibrated, learned models
+    out_tokens: np.ndarray  # (n, M) expected output tokens
+
+
+class QualityModel:
+    def __init__(self, heads_path: Path, knn_path: Path, table: dict[str, Any], threads: int = 0) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(str(heads_path), options, providers=["CPUExecutionProvider"])
+        self.models: list[str] = list(table["models"])
+        self.capabilities: list[str] = list(table["capabilities"])
+        self.groups: list[str] = list(table["groups"])
+        self.group_table = np.asarray(table["group_table"], dtype=np.float64)
+        self.out_table = np.asarray(table["out_tokens"], dtype=np.float64)
+        self.blend = table["blend"]
+        self.calibration = table["calibration"]
+        self.k = int(table["knn_k"])
+        with np.load(knn_path) as knn:
+            self.knn_emb = np.asarray(knn["embeddings"], dtype=np.float32)
+            scores = np.asarray(knn["scores"], dtype=np.float32)
+        self.knn_seen = ~np.isnan(scores)
+        self.knn_scores = np.nan_to_num(scores)
+
+    def heads(self, emb: np.ndarray) -> dict[str, np.ndarray]:
+        names = [o.name for o in self.session.get_outputs()]
+        return dict(zip(names, self.session.run(None, {"embedding": emb}), strict=True))
+
+    def knn(self, emb: np.ndarray, fallback: np.ndarray) -> np.ndarray:
+        if self.knn_emb.shape[0] == 0 or self.k == 0:
+            return fallback
+        sims = emb @ self.knn_emb.T
+        k = min(self.k, sims.shape[1])
+        top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+        seen = self.knn_seen[top].sum(axis=1)  # (n, M)
+        total = self.knn_scores[top].sum(axis=1)
+        return np.where(seen > 0, total / np.maximum(seen, 1), fallback)
+
+    def features(self, emb: np.ndarray) -> Features:
+        h = self.heads(emb)
+        groups = h["groups"].astype(np.float64)
+        table = groups @ self.group_table
+        parts = {"logreg": h["quality"].astype(np.float64), "table": table, "knn": self.knn(emb, table)}
+        q = sum(float(self.blend[name]) * parts[name] for name in parts if self.blend.get(name))
+        q = sigmoid(self.calibration["a"] * logit(np.asarray(q)) + self.calibration["b"])
+        return Features(h["capabilities"].astype(np.float64), groups, h["complexity"][:, 0].astype(np.float64),
+                        q, groups @ self.out_table)

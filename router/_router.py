@@ -1,0 +1,189 @@
+"""The Router: artifacts + catalogue -> a Decision per prompt."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from . import _artifacts, _score
+from ._decision import Decision
+from ._quality import Features, QualityModel, logit, sigmoid
+from ._text import Prompt, estimate_tokens, read_prompt
+from .errors import InputError, UnknownModelError
+
+if TYPE_CHECKING:
+    from models_registry import Catalogue, ModelEntry
+
+PRIOR_CONFIDENCE_SHRINK = 0.7  # confidence from catalogue priors is pulled toward 0.5 by this factor
+CACHE_SIZE = 4096
+
+
+class Router:
+    """Use `Router.load(path)`; `select` / `select_many` return `Decision`s."""
+
+    def __init__(self, artifacts: _artifacts.Artifacts, catalogue: Catalogue, threads: int = 0) -> None:
+        from ._embed import Embedder
+
+        self.artifacts = artifacts
+        self.catalogue = catalogue
+        self.embedder = Embedder(artifacts.path("embedder.onnx"), artifacts.path("tokenizer.json"), threads)
+        table = artifacts.quality
+        self.quality = QualityModel(artifacts.path("heads.onnx"), artifacts.path("knn.npz"), table, threads)
+        self.cost_from: str = table["cost"]["from"]
+        self.cost_slope = np.asarray(table["cost"]["input_slope"], dtype=np.float64)
+        self.cost_base = np.asarray(table["cost"]["base"], dtype=np.float64)
+        self.cost_known = list(table["cost"]["known"])
+        self.complexity_mean = float(table["complexity_mean"])
+        self._column = self._learned_columns()
+        self._cache: OrderedDict[str, tuple[np.ndarray, ...]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @classmethod
+    def load(cls, path: Path | str | None = None, catalogue: Catalogue | Path | str | None = None,
+             threads: int = 0) -> Router:
+        from models_registry import Catalogue, load_catalogue
+
+        cat = catalogue if isinstance(catalogue, Catalogue) else load_catalogue(catalogue)
+        return cls(_artifacts.load(path), cat, threads)
+
+    # -- models -------------------------------------------------------------------------------
+    def _learned_columns(self) -> dict[str, int]:
+        """Name (artifact name, catalogue id, or alias) -> learned column."""
+        column = {m: j for j, m in enumerate(self.quality.models)}
+        for entry in self.catalogue.models.values():
+            for name in (entry.id, *entry.aliases):
+                if name in column and entry.id not in column:
+                    column[entry.id] = column[name]
+        return column
+
+    def default_models(self) -> list[str]:
+        ids = [m.id for m in self.catalogue.enabled()]
+        known = set(ids) | {a for m in self.catalogue.models.values() for a in m.aliases}
+        known |= set(self.catalogue.models)
+        return ids + [m for m in self.quality.models if m not in known]
+
+    def _entry(self, name: str) -> ModelEntry | None:
+        return self.catalogue.models.get(name)
+
+    def _check_models(self, models: Sequence[str] | None) -> list[str]:
+        if models is None:
+            return self.default_models()
+        if isinstance(models, str) or not isinstance(models, Sequence):
+            raise InputError("models must be a list of model names", param="models")
+        if not models:
+            raise InputError("models is empty: name at least one model", param="models")
+        names = list(dict.fromkeys(models))
+        known = [*self.catalogue.models, *self.quality.models]
+        for name in names:
+            if not isinstance(name, str):
+                raise InputError("models must be a list of model names", param="models")
+            if name not in self._column and name not in self.catalogue.models:
+                raise UnknownModelError(name, known)
+        return names
+
+    # -- features -----------------------------------------------------------------------------
+    def _features(self, texts: list[str]) -> list[tuple[np.ndarray, ...]]:
+        rows: list[tuple[np.ndarray, ...] | None] = []
+        with self._lock:
+            for t in texts:
+                hit = self._cache.get(t)
+                if hit is not None:
+                    self._cache.move_to_end(t)
+                rows.append(hit)
+        missing = sorted({t for t, r in zip(texts, rows, strict=True) if r is None})
+        if missing:
+            f = self.quality.features(self.embedder.embed(missing))
+            fresh = {t: _row(f, i) for i, t in enumerate(missing)}
+            with self._lock:
+                for t, r in fresh.items():
+                    self._cache[t] = r
+                while len(self._cache) > CACHE_SIZE:
+                    self._cache.popitem(last=False)
+            rows = [r if r is not None else fresh[t] for t, r in zip(texts, rows, strict=True)]
+        return [r for r in rows if r is not None]
+
+    # -- scoring ------------------------------------------------------------------------------
+    def _priors(self, caps: np.ndarray, name: str) -> float:
+        entry = self._entry(name)
+        assert entry is not None
+        return float(sum(p * entry.quality_priors[c] for c, p in zip(self.quality.capabilities, caps,
+                                                                         strict=True)) / max(caps.sum(), 1e-9))
+
+    def _prior_quality(self, caps: np.ndarray, complexity: float, quality: np.ndarray, name: str) -> float:
+        """Quality of a model without outcome data: its catalogue prior, shifted in logit space by
+        how the learned models on this prompt stand against their own priors."""
+        anchors = [(m, j) for m, j in self._column.items() if m in self.catalogue.models]
+        prior = float(logit(np.array(self._priors(caps, name))))
+        if anchors:
+            shift = np.mean([logit(np.array(quality[j])) - logit(np.array(self._priors(caps, m)))
+                             for m, j in anchors])
+        else:
+            shift = -2.0 * (complexity - self.complexity_mean)
+        return float(sigmoid(np.array(prior + shift)))
+
+    def _cost(self, name: str, n_in: int, groups: np.ndarray, out_tokens: np.ndarray) -> float:
+        j = self._column.get(name)
+        entry = self._entry(name)
+        if j is not None and self.cost_known[j] and (self.cost_from == "data" or entry is None):
+            return float(self.cost_slope[j] * n_in + groups @ self.cost_base[:, j])
+        assert entry is not None
+        out = float(out_tokens[j]) if j is not None else float(entry.expected_output_tokens)
+        return (entry.input_per_mtok * n_in + entry.output_per_mtok * out) / 1e6
+
+    def _decide(self, row: tuple[np.ndarray, ...], chars: int, models: list[str], w: float) -> Decision:
+        caps, groups, complexity, quality, out_tokens = row
+        cx = float(complexity)
+        n_in = estimate_tokens(chars)
+        q, c, src = [], [], []
+        for name in models:
+            j = self._column.get(name)
+            if j is not None:
+                q.append(float(quality[j]))
+                src.append("learned")
+            else:
+                q.append(self._prior_quality(caps, cx, quality, name))
+                src.append("prior")
+            c.append(self._cost(name, n_in, groups, out_tokens))
+        ranked = _score.rank(models, np.array(q), np.array(c), src, w)
+        best = ranked[0]
+        confidence = best.quality if best.quality_source == "learned" else \
+            0.5 + PRIOR_CONFIDENCE_SHRINK * (best.quality - 0.5)
+        capabilities = {c: 0.0 for c in _all_capabilities()}
+        capabilities.update({c: round(float(p), 4) for c, p in zip(self.quality.capabilities, caps, strict=True)})
+        top = int(np.argmax(caps))
+        text = _score.reasoning(ranked, self.quality.capabilities[top], float(caps[top]), cx, w)
+        return Decision(best.model, float(confidence), text, tuple(ranked), capabilities, cx, w, n_in,
+                        {"capability": self.quality.capabilities[top]})
+
+    # -- public -------------------------------------------------------------------------------
+    def select(self, prompt: Prompt, models: Sequence[str] | None = None, cost_weight: float = 0.0) -> Decision:
+        return self.select_many([prompt], models, cost_weight)[0]
+
+    def select_many(self, prompts: Sequence[Prompt], models: Sequence[str] | None = None,
+                    cost_weight: float = 0.0) -> list[Decision]:
+        w = _check_weight(cost_weight)
+        names = self._check_models(models)
+        read = [read_prompt(p) for p in prompts]
+        rows = self._features([t for t, _ in read])
+        return [self._decide(r, chars, names, w) for r, (_, chars) in zip(rows, read, strict=True)]
+
+
+def _row(f: Features, i: int) -> tuple[np.ndarray, ...]:
+    return (f.capabilities[i], f.groups[i], f.complexity[i], f.quality[i], f.out_tokens[i])
+
+
+def _check_weight(cost_weight: Any) -> float:
+    if isinstance(cost_weight, bool) or not isinstance(cost_weight, int | float) or not 0 <= cost_weight <= 1:
+        raise InputError("cost_weight must be a number between 0 and 1", param="cost_weight")
+    return float(cost_weight)
+
+
+def _all_capabilities() -> tuple[str, ...]:
+    from models_registry import CAPABILITIES
+
+    return tuple(CAPABILITIES)

@@ -1,0 +1,67 @@
+"""The `train` and `evaluate` subcommands (kept apart so `pureai route` never imports sklearn)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from . import data as data_mod
+from .train import Options, rename_to_registry, train
+
+
+def _catalogue(path: str | None):  # type: ignore[no-untyped-def]
+    from models_registry import load_catalogue
+
+    return load_catalogue(path)
+
+
+def _load(args: argparse.Namespace, catalogue) -> data_mod.OutcomeData:  # type: ignore[no-untyped-def]
+    models = [m.strip() for m in args.models.split(",")] if args.models else None
+    data = data_mod.load(Path(args.data))
+    if args.registry_names:
+        data = rename_to_registry(data, catalogue)
+    return data_mod.select_models(data, models) if models else data
+
+
+def train(args: argparse.Namespace, command: str) -> int:
+    catalogue = _catalogue(args.catalogue)
+    data = _load(args, catalogue)
+    cache = None if args.no_cache else (Path(args.cache) if args.cache else None)
+    if cache is None and not args.no_cache:
+        from .embed_cache import default_cache_dir
+
+        cache = default_cache_dir()
+    opts = Options(out=Path(args.out), seed=args.seed, embedder_dir=Path(args.embedder) if args.embedder else None,
+                   cache_dir=cache, cost_from=args.cost_from, knn_max=args.knn_max, force=args.force,
+                   progress=not args.quiet, command=command)
+    result = train(data, catalogue, opts)
+    summary = {k: result[k] for k in ("brier", "ece", "seconds", "validation_prompts") if k in result}
+    if "curve" in result:
+        summary["aiq"], summary["aiq_zero"] = result["curve"]["aiq"], result["curve"]["aiq_zero"]
+    print(json.dumps({"out": str(args.out), "models": len(data.models), "prompts": len(data.texts), **summary}))
+    return 0
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    from router import Router
+
+    from .evaluate import evaluate as run
+
+    catalogue = _catalogue(args.catalogue)
+    rt = Router.load(args.artifacts, catalogue)
+    data = _load(args, catalogue)
+    if not args.models:
+        pool = [m for m in data.models if m in rt.quality.models]
+        if len(pool) < 1:
+            from .errors import DataError
+
+            raise DataError(args.data, "none of the artifacts' models has outcomes here: pass --models")
+        data = data_mod.select_models(data, pool)
+    result = run(data, rt)
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=1), encoding="utf-8")
+    c = result["curve"]
+    print(json.dumps({"prompts": result["prompts"], "aiq": round(c["aiq"], 4), "aiq_zero": round(c["aiq_zero"], 4),
+                      "apgr": c["apgr"], "selected_ece": round(result["selected_ece"], 4)}))
+    return 0

@@ -1,0 +1,45 @@
+"""Embeddings of training prompts, cached on disk by text hash (one file per embedder)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from router._embed import Embedder
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("PUREAI_CACHE", Path.home() / ".cache" / "pureai")) / "embeddings"
+
+
+def text_key(text: str) -> str:
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()
+
+
+def embed(texts: list[str], embedder: Embedder, embedder_sha: str, cache_dir: Path | None,
+          progress: Callable[..., object] | None = None) -> np.ndarray:
+    keys = [text_key(t) for t in texts]
+    known: dict[str, np.ndarray] = {}
+    file = None
+    if cache_dir is not None:
+        file = cache_dir / f"{embedder_sha[:16]}.npz"
+        if file.is_file():
+            with np.load(file) as f:
+                known = dict(zip(f["keys"].tolist(), f["emb"], strict=True))
+    missing = sorted({k: t for k, t in zip(keys, texts, strict=True) if k not in known}.items())
+    step = 256
+    chunks = range(0, len(missing), step)
+    for s in progress(chunks, desc="embed prompts", unit="batch") if progress else chunks:  # type: ignore[operator]
+        part = missing[s : s + step]
+        for (k, _), e in zip(part, embedder.embed([t for _, t in part]), strict=True):
+            known[k] = e
+    if file is not None and missing:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = file.with_suffix(".tmp.npz")
+        np.savez(tmp, keys=np.array(list(known)), emb=np.stack(list(known.values())).astype(np.float32))
+        os.replace(tmp, file)
+    return np.stack([known[k] for k in keys]).astype(np.float32) if keys else np.zeros((0, embedder.dim), np.float32)

@@ -1,0 +1,270 @@
+"""Fit the router's heads and quality-cost table from embedded outcome data.
+
+Scikit-learn manners: `QualityFitter(...).fit(E, data)` returns self; learned attributes end in
+`_`. Hyper-parameters (logistic C per model, k of the neighbour mean, the blend of the three
+quality estimates) are chosen on a held-out fifth of the prompts (grouped by text), the
+calibration is fitted there too, and the final heads are refitted on every prompt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .data import CAPABILITIES, OutcomeData
+from .onnx_heads import Linear
+
+C_GRID = (0.03, 0.1, 0.3, 1.0, 3.0)
+K_GRID = (10, 20, 50, 100)
+SHRINK = 10.0  # pseudo-count pulling group means toward the model mean
+MIN_GROUP = 20  # groups with fewer prompts fall back to their task label
+DEFAULT_OUT_TOKENS = 400.0
+
+
+def text_split(data: OutcomeData, seed: int, frac: float = 0.2) -> tuple[np.ndarray, np.ndarray]:
+    """Rows (train, validation): prompts with the same normalised text stay on one side."""
+    keys = [" ".join(t.lower().split()) for t in data.texts]
+    salt = str(seed).encode()
+    u = np.array([int(hashlib.sha1(salt + k.encode()).hexdigest()[:8], 16) / 2**32 for k in keys])
+    va = u < frac
+    return np.flatnonzero(~va), np.flatnonzero(va)
+
+
+def soft_logistic(E: np.ndarray, s: np.ndarray, C: float) -> tuple[np.ndarray, float]:
+    """Logistic regression on soft labels: each row once as 1 with weight s, once as 0 with 1 - s."""
+    from sklearn.linear_model import LogisticRegression
+
+    mean = float(np.clip(s.mean(), 1e-3, 1 - 1e-3))
+    if len(s) < 20 or s.min() == s.max():
+        return np.zeros(E.shape[1]), float(np.log(mean / (1 - mean)))
+    if np.isin(s, (0.0, 1.0)).all():
+        X, y, sw = E, s.astype(int), None
+    else:
+        X, y, sw = np.vstack([E, E]), np.r_[np.ones(len(s), int), np.zeros(len(s), int)], np.r_[s, 1 - s]
+    clf = LogisticRegression(C=C, max_iter=1000).fit(X, y, sample_weight=sw)
+    return clf.coef_[0].astype(np.float64), float(clf.intercept_[0])
+
+
+def softmax_head(E: np.ndarray, labels: list[str], classes: list[str]) -> Linear:
+    from sklearn.linear_model import LogisticRegression
+
+    dim = E.shape[1]
+    if len(classes) == 1:
+        return Linear(np.zeros((dim, 1)), np.zeros(1), "softmax")
+    y = np.array([classes.index(x) for x in labels])
+    clf = LogisticRegression(C=1.0, max_iter=1000, class_weight="balanced").fit(E, y)
+    if len(classes) == 2:  # sklearn keeps one coefficient row for two classes
+        w = clf.coef_[0] / 2
+        return Linear(np.stack([-w, w], axis=1), np.array([-clf.intercept_[0] / 2, clf.intercept_[0] / 2]),
+                      "softmax")
+    return Linear(clf.coef_.T.astype(np.float64), clf.intercept_.astype(np.float64), "softmax")
+
+
+def knn_mean(E_fit: np.ndarray, S_fit: np.ndarray, E: np.ndarray, k: int, fallback: np.ndarray) -> np.ndarray:
+    seen = ~np.isnan(S_fit)
+    filled = np.nan_to_num(S_fit)
+    out = np.empty((len(E), S_fit.shape[1]))
+    for s in range(0, len(E), 1024):
+        sims = E[s : s + 1024] @ E_fit.T
+        kk = min(k, sims.shape[1])
+        top = np.argpartition(-sims, kk - 1, axis=1)[:, :kk]
+        n = seen[top].sum(axis=1)
+        out[s : s + 1024] = np.where(n > 0, filled[top].sum(axis=1) / np.maximum(n, 1), fallback[s : s + 1024])
+    return out
+
+
+def group_means(groups: np.ndarray, values: np.ndarray, G: int, prior: np.ndarray) -> np.ndarray:
+    """(G, M) means of `values` per group, shrunk toward `prior` (M,); NaN cells ignored."""
+    out = np.tile(prior, (G, 1)).astype(np.float64)
+    seen = ~np.isnan(values)
+    for g in range(G):
+        rows = groups == g
+        n = seen[rows].sum(axis=0)
+        total = np.nan_to_num(values[rows]).sum(axis=0)
+        out[g] = (total + SHRINK * prior) / (n + SHRINK)
+    return out
+
+
+def brier(q: np.ndarray, s: np.ndarray) -> float:
+    m = ~np.isnan(s)
+    return float(np.mean((q[m] - s[m]) ** 2))
+
+
+def logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, 1e-4, 1 - 1e-4)
+    return np.log(p) - np.log1p(-p)
+
+
+@dataclass
+class Parts:
+    """The three quality estimates for some rows, and the group probabilities."""
+
+    logreg: np.ndarray
+    knn: np.ndarray
+    table: np.ndarray
+    groups: np.ndarray
+
+    def blend(self, w: dict[str, float]) -> np.ndarray:
+        return np.asarray(w["logreg"] * self.logreg + w["knn"] * self.knn + w["table"] * self.table)
+
+
+class QualityFitter:
+    def __init__(self, seed: int = 0, knn_max: int = 20000, progress: Any = None) -> None:
+        self.seed = seed
+        self.knn_max = knn_max
+        self.progress = progress  # callable(iterable, desc) -> iterable, e.g. tqdm
+
+    def _iter(self, items: Any, desc: str) -> Any:
+        return self.progress(items, desc=desc) if self.progress else items
+
+    # -- labels ---------------------------------------------------------------------------------
+    def _labels(self, data: OutcomeData) -> None:
+        counts: dict[str, int] = {}
+        for g in data.groups:
+            counts[g] = counts.get(g, 0) + 1
+        groups = [g if counts[g] >= MIN_GROUP else (t or "other") for g, t in zip(data.groups, data.tasks, strict=True)]
+        self.groups_ = sorted(set(groups))
+        self.group_idx_ = np.array([self.groups_.index(g) for g in groups])
+        tasks = [t for t in data.tasks if t]
+        self.capabilities_ = [c for c in CAPABILITIES if tasks.count(c) >= 5]
+
+    # -- pieces fitted on some rows -----------------------------------------------------------
+    def _fit_logreg(self, E: np.ndarray, S: np.ndarray, rows: np.ndarray, Cs: list[float]) -> Linear:
+        W, b = np.zeros((E.shape[1], S.shape[1])), np.zeros(S.shape[1])
+        for j in self._iter(range(S.shape[1]), "quality heads"):
+            r = rows[~np.isnan(S[rows, j])]
+            W[:, j], b[j] = soft_logistic(E[r], S[r, j], Cs[j])
+        return Linear(W, b, "sigmoid")
+
+    def _parts(self, E: np.ndarray, data: OutcomeData, rows: np.ndarray, at: np.ndarray, lr: Linear,
+               k: int, group_head: Linear) -> Parts:
+        S = data.scores
+        prior = np.nanmean(S[rows], axis=0)
+        prior = np.where(np.isnan(prior), np.nanmean(S), prior)
+        table = group_means(self.group_idx_[rows], S[rows], len(self.groups_), prior)
+        P = group_head(E[at])
+        q_table = P @ table
+        return Parts(lr(E[at]), knn_mean(E[rows], S[rows], E[at], k, q_table), q_table, P)
+
+    # -- the whole fit ------------------------------------------------------------------------
+    def fit(self, E: np.ndarray, data: OutcomeData) -> QualityFitter:
+        S = data.scores
+        self._labels(data)
+        tr, va = text_split(data, self.seed)
+        if len(va) < 10 or len(tr) < 10:
+            tr, va = np.arange(len(S)), np.arange(len(S))  # tiny data: no honest hold-out possible
+        self.split_ = {"train": len(tr), "validation": len(va)}
+        group_head_tr = softmax_head(E[tr], [self.groups_[g] for g in self.group_idx_[tr]], self.groups_)
+        # logistic C per model, by validation Brier score
+        scores = {C: self._fit_logreg(E, S, tr, [C] * S.shape[1]) for C in self._iter(C_GRID, "tune C")}
+        per_c = {C: [brier(h(E[va])[:, j], S[va, j]) for j in range(S.shape[1])] for C, h in scores.items()}
+        self.C_ = [min(C_GRID, key=lambda C, j=j: per_c[C][j]) for j in range(S.shape[1])]
+        lr_tr = Linear(np.stack([scores[C].weight[:, j] for j, C in enumerate(self.C_)], axis=1),
+                       np.array([scores[C].bias[j] for j, C in enumerate(self.C_)]), "sigmoid")
+        parts = {k: self._parts(E, data, tr, va, lr_tr, k, group_head_tr) for k in K_GRID}
+        self.k_ = min(K_GRID, key=lambda k: brier(parts[k].knn, S[va]))
+        p = parts[self.k_]
+        grid = [(a / 4, b / 4, (4 - a - b) / 4) for a in range(5) for b in range(5 - a)]
+        best = min(grid, key=lambda w: brier(p.blend(dict(zip(("logreg", "knn", "table"), w, strict=True))), S[va]))
+        self.blend_ = dict(zip(("logreg", "knn", "table"), best, strict=True))
+        self.calibration_ = self._calibrate(p.blend(self.blend_), S[va])
+        self.validation_ = (tr, va, p)
+        # final heads on every prompt
+        everything = np.arange(len(S))
+        self.logreg_ = self._fit_logreg(E, S, everything, self.C_)
+        self.group_head_ = softmax_head(E, [self.groups_[g] for g in self.group_idx_], self.groups_)
+        self.capability_head_ = self._capability_head(E, data)
+        self.complexity_head_, self.complexity_mean_ = self._complexity(E, S)
+        prior = np.nanmean(S, axis=0)
+        self.group_table_ = group_means(self.group_idx_, S, len(self.groups_), np.where(np.isnan(prior), 0.5, prior))
+        self.out_table_ = self._out_tokens(data)
+        self.cost_ = self._cost_model(data)
+        self._knn_memory(E, S)
+        return self
+
+    def _calibrate(self, q: np.ndarray, s: np.ndarray) -> dict[str, float]:
+        from sklearn.linear_model import LogisticRegression
+
+        m = ~np.isnan(s)
+        x, y = logit(q[m]).reshape(-1, 1), s[m]
+        if len(y) < 20 or y.min() == y.max():
+            return {"a": 1.0, "b": 0.0}
+        X = np.vstack([x, x])
+        clf = LogisticRegression(C=1e4, max_iter=1000).fit(
+            X, np.r_[np.ones(len(y), int), np.zeros(len(y), int)], sample_weight=np.r_[y, 1 - y])
+        return {"a": float(clf.coef_[0, 0]), "b": float(clf.intercept_[0])}
+
+    def _capability_head(self, E: np.ndarray, data: OutcomeData) -> Linear:
+        rows = [i for i, t in enumerate(data.tasks) if t in self.capabilities_]
+        if len(self.capabilities_) < 2:
+            self.capabilities_ = self.capabilities_ or ["chat"]
+            return Linear(np.zeros((E.shape[1], len(self.capabilities_))), np.zeros(len(self.capabilities_)),
+                          "softmax")
+        return softmax_head(E[rows], [data.tasks[i] for i in rows], self.capabilities_)
+
+    def _complexity(self, E: np.ndarray, S: np.ndarray) -> tuple[Linear, float]:
+        """IRT-style difficulty: how far a prompt's scores fall below each model's own mean."""
+        from sklearn.linear_model import Ridge
+
+        mu = np.nanmean(S, axis=0)
+        resid = S - mu
+        n = (~np.isnan(S)).sum(axis=1)
+        overall = float(np.nanmean(S))
+        r = (np.nansum(resid, axis=1) + n * overall) / (n + 2.0) + 2.0 * overall / (n + 2.0)
+        y = logit(np.clip(1.0 - r, 0.02, 0.98))
+        reg = Ridge(alpha=1.0).fit(E, y)
+        head = Linear(reg.coef_.reshape(-1, 1).astype(np.float64), np.array([float(reg.intercept_)]), "sigmoid")
+        return head, float(head(E).mean())
+
+    def _out_tokens(self, data: OutcomeData) -> np.ndarray:
+        T = data.out_tokens
+        model_mean = np.nanmean(T, axis=0) if np.isfinite(T).any() else np.full(T.shape[1], np.nan)
+        overall = float(np.nanmean(T)) if np.isfinite(T).any() else DEFAULT_OUT_TOKENS
+        prior = np.where(np.isnan(model_mean), overall, model_mean)
+        return group_means(self.group_idx_, T, len(self.groups_), prior)
+
+    def _cost_model(self, data: OutcomeData) -> dict[str, Any]:
+        """cost ~ slope_m * input_tokens + base[group, m], fitted per model with group effects."""
+        from router._text import estimate_tokens
+
+        n_in = np.array([estimate_tokens(len(t)) for t in data.texts], dtype=np.float64)
+        M, G = data.costs.shape[1], len(self.groups_)
+        slope, base, known = np.zeros(M), np.zeros((G, M)), []
+        for j in range(M):
+            rows = np.flatnonzero(~np.isnan(data.costs[:, j]))
+            known.append(bool(len(rows)))
+            if not len(rows):
+                continue
+            c, n, g = data.costs[rows, j], n_in[rows], self.group_idx_[rows]
+            dn, dc = n.copy(), c.copy()
+            for k in np.unique(g):
+                m = g == k
+                dn[m] -= n[m].mean()
+                dc[m] -= c[m].mean()
+            slope[j] = max(float(dn @ dc / (dn @ dn)) if dn @ dn > 0 else 0.0, 0.0)
+            resid = (c - slope[j] * n).reshape(-1, 1)
+            model_base = float(max(resid.mean(), 0.0))
+            base[:, j] = np.maximum(group_means(g, resid, G, np.array([model_base]))[:, 0], 0.0)
+        return {"input_slope": slope.tolist(), "base": base.tolist(), "known": known}
+
+    def _knn_memory(self, E: np.ndarray, S: np.ndarray) -> None:
+        rows = np.arange(len(E))
+        if len(rows) > self.knn_max:
+            rows = np.sort(np.random.default_rng(self.seed).choice(rows, self.knn_max, replace=False))
+        self.knn_embeddings_ = E[rows].astype(np.float16)
+        self.knn_scores_ = S[rows].astype(np.float16)
+
+    # -- outputs --------------------------------------------------------------------------------
+    def heads(self) -> dict[str, Linear]:
+        return {"capabilities": self.capability_head_, "groups": self.group_head_, "quality": self.logreg_,
+                "complexity": self.complexity_head_}
+
+    def table(self, models: list[str], cost_from: str) -> dict[str, Any]:
+        return {"models": models, "capabilities": self.capabilities_, "groups": self.groups_,
+                "group_table": self.group_table_.tolist(), "out_tokens": self.out_table_.tolist(),
+                "blend": self.blend_, "calibration": self.calibration_, "knn_k": self.k_,
+                "complexity_mean": self.complexity_mean_, "cost": {"from": cost_from, **self.cost_},
+                "logreg_C": self.C_, "split": self.split_}

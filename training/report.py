@@ -1,0 +1,77 @@
+"""The training report: metrics.json, report.md and PNG plots (quality-cost curve, calibration)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+
+def write(folder: Path, result: dict[str, Any], manifest: dict[str, Any]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "metrics.json").write_text(json.dumps(result, indent=1), encoding="utf-8")
+    plots = _plots(folder, result)
+    (folder / "report.md").write_text(markdown(result, manifest, plots), encoding="utf-8")
+
+
+def _plots(folder: Path, result: dict[str, Any]) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    made = []
+    if "sweep" in result:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        pts = result["sweep"]
+        ax.plot([p["cost"] for p in pts], [p["quality"] for p in pts], "o-", label="router (cost_weight sweep)")
+        for m, s in result["curve"]["single_models"].items():
+            ax.plot(s["cost"], s["quality"], "s", label=m)
+        ax.set_xscale("log")
+        ax.set_xlabel("mean cost per prompt (USD)")
+        ax.set_ylabel("mean quality")
+        ax.set_title(f"Held-out quality-cost curve (AIQ {result['curve']['aiq']:.3f})")
+        ax.legend(fontsize=6)
+        fig.tight_layout()
+        fig.savefig(folder / "quality_cost.png", dpi=110)
+        plt.close(fig)
+        made.append("quality_cost.png")
+    fig, ax = plt.subplots(figsize=(4, 4))
+    rel = result["reliability"]
+    ax.plot([0, 1], [0, 1], "--", color="grey")
+    ax.plot([r["confidence"] for r in rel], [r["observed"] for r in rel], "o-")
+    ax.set_xlabel("predicted quality")
+    ax.set_ylabel("observed score")
+    ax.set_title(f"Calibration (ECE {result['ece']:.3f})")
+    fig.tight_layout()
+    fig.savefig(folder / "calibration.png", dpi=110)
+    plt.close(fig)
+    made.append("calibration.png")
+    return made
+
+
+def markdown(result: dict[str, Any], manifest: dict[str, Any], plots: list[str]) -> str:
+    lines = ["# Router training report", "",
+             f"- data: `{manifest['data']['source']}` (sha256 `{manifest['data']['sha256'][:16]}…`), "
+             f"{manifest['data']['prompts']} prompts, {len(result['models'])} models",
+             f"- command: `{manifest['command']}`",
+             f"- held-out prompts: {result['validation_prompts']} (grouped by text; heads fitted on the other "
+             f"{result['train_prompts']})",
+             f"- Brier score {result['brier']:.4f}, calibration ECE {result['ece']:.4f}"
+             + (f", ECE of the selected model at cost_weight 0: {result['selected_ece']:.4f}"
+                if "selected_ece" in result else ""),
+             f"- hyper-parameters: {json.dumps(result['hyperparameters']['blend'])}, "
+             f"k = {result['hyperparameters']['knn_k']}",
+             f"- ONNX heads vs fitted models: max |diff| {result['onnx_max_abs_diff']:.1e}", ""]
+    if "curve" in result:
+        c = result["curve"]
+        apgr = "n/a" if c["apgr"] is None else f"{c['apgr']:.3f}"
+        lines += ["## Quality-cost curve (held-out)", "",
+                  f"AIQ **{c['aiq']:.4f}** vs {c['aiq_zero']:.4f} for the best mix of single models; APGR {apgr}.",
+                  "", "| model | mean cost (USD) | mean quality |", "|---|---|---|"]
+        lines += [f"| {m} | {s['cost']:.6f} | {s['quality']:.4f} |" for m, s in c["single_models"].items()]
+        lines += ["", "| cost_weight | mean cost | mean quality |", "|---|---|---|"]
+        lines += [f"| {p['cost_weight']:.2f} | {p['cost']:.6f} | {p['quality']:.4f} |" for p in result["sweep"]]
+        lines.append("")
+    lines += [f"![{p}]({p})" for p in plots]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,175 @@
+"""`pureai train`: outcome data -> a complete artifacts folder, written atomically, plus a report."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from router import _artifacts
+from router._embed import Embedder
+from router._quality import logit, sigmoid
+from router._text import estimate_tokens
+
+from . import embed_cache, metrics, onnx_heads, report
+from .data import OutcomeData
+from .errors import DataError, ExportError
+from .fit import QualityFitter
+
+
+@dataclass
+class Options:
+    out: Path
+    seed: int = 0
+    embedder_dir: Path | None = None  # folder holding embedder.onnx + tokenizer.json
+    cache_dir: Path | None = None
+    cost_from: str = "data"  # "data": learned from cost_usd; "registry": catalogue prices x tokens
+    knn_max: int = 20000
+    force: bool = False
+    progress: bool = True
+    command: str = ""
+
+
+def rename_to_registry(data: OutcomeData, catalogue: Any) -> OutcomeData:
+    """Map outcome-data model names to catalogue ids via the catalogue's aliases (merging columns)."""
+    names = [catalogue.by_alias(m) or m for m in data.models]
+    merged = list(dict.fromkeys(names))
+    mats = []
+    for mat in (data.scores, data.costs, data.out_tokens):
+        out = np.full((len(mat), len(merged)), np.nan)
+        for k, name in enumerate(merged):
+            cols = [j for j, n in enumerate(names) if n == name]
+            block = mat[:, cols]
+            seen = ~np.isnan(block)
+            out[:, k] = np.where(seen.any(axis=1), np.nansum(block, axis=1) / np.maximum(seen.sum(axis=1), 1), np.nan)
+        mats.append(out)
+    data.models, (data.scores, data.costs, data.out_tokens) = merged, mats
+    return data
+
+
+def check_priced(data: OutcomeData, catalogue: Any, cost_from: str) -> None:
+    for j, m in enumerate(data.models):
+        has_cost = bool(np.isfinite(data.costs[:, j]).any())
+        in_catalogue = m in catalogue.models
+        if cost_from == "registry" and not in_catalogue:
+            raise DataError(data.source, f"unknown model {m!r}: --cost-from registry needs every model in the "
+                                         "catalogue", field="model")
+        if not has_cost and not in_catalogue:
+            raise DataError(data.source, f"unknown model {m!r}: no cost_usd in the data and not in the catalogue, "
+                                         "so it cannot be priced", field="model")
+
+
+def _prepare_out(out: Path, force: bool) -> Path:
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
+        raise ExportError(f"{out}: exists and is not empty (use --force to replace it)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+
+
+def _commit(tmp: Path, out: Path) -> None:
+    if out.exists():
+        old = out.with_name(f".{out.name}.old-{os.getpid()}")
+        os.replace(out, old)
+        os.replace(tmp, out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, out)
+
+
+def _tqdm() -> Any:
+    from tqdm import tqdm
+
+    return tqdm
+
+
+def train(data: OutcomeData, catalogue: Any, opts: Options) -> dict[str, Any]:
+    started = time.time()
+    check_priced(data, catalogue, opts.cost_from)
+    src = opts.embedder_dir or _artifacts.default_dir()
+    for name in ("embedder.onnx", "tokenizer.json"):
+        if not (src / name).is_file():
+            raise ExportError(f"{src / name}: missing (run `pureai export-embedder --out {src}` first)")
+    tmp = _prepare_out(opts.out, opts.force)
+    try:
+        progress = _tqdm() if opts.progress else None
+        embedder = Embedder(src / "embedder.onnx", src / "tokenizer.json")
+        emb_sha = _artifacts.sha256(src / "embedder.onnx")
+        E = embed_cache.embed(data.texts, embedder, emb_sha, opts.cache_dir, progress)
+        fitter = QualityFitter(seed=opts.seed, knn_max=opts.knn_max, progress=progress).fit(E, data)
+        shutil.copyfile(src / "embedder.onnx", tmp / "embedder.onnx")
+        shutil.copyfile(src / "tokenizer.json", tmp / "tokenizer.json")
+        heads = fitter.heads()
+        onnx_heads.build(heads, E.shape[1], tmp / "heads.onnx")
+        rng = np.random.default_rng(opts.seed)
+        sample = E[rng.choice(len(E), min(len(E), 512), replace=False)]
+        parity = onnx_heads.verify(heads, tmp / "heads.onnx", sample)
+        table = fitter.table(data.models, opts.cost_from)
+        (tmp / "quality.json").write_text(json.dumps(table, indent=1), encoding="utf-8")
+        np.savez_compressed(tmp / "knn.npz", embeddings=fitter.knn_embeddings_, scores=fitter.knn_scores_)
+        result = validation_metrics(data, fitter, catalogue, opts.cost_from)
+        result["onnx_max_abs_diff"] = parity
+        result["seconds"] = round(time.time() - started, 1)
+        manifest = {"format": _artifacts.FORMAT, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                    "command": opts.command, "data": {"source": data.source, "sha256": data.data_hash,
+                                                      "prompts": len(data.texts), "models": data.models,
+                                                      "notes": data.notes},
+                    "seed": opts.seed, "embedder_source": str(src),
+                    "files": {n: {"sha256": _artifacts.sha256(tmp / n), "bytes": (tmp / n).stat().st_size}
+                              for n in _artifacts.FILES}}
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1), encoding="utf-8")
+        report.write(tmp / "report", result, manifest)
+        _commit(tmp, opts.out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return result
+
+
+def validation_metrics(data: OutcomeData, fitter: QualityFitter, catalogue: Any, cost_from: str) -> dict[str, Any]:
+    """Metrics on the held-out fifth, with the heads fitted on the other four fifths."""
+    tr, va, parts = fitter.validation_
+    S = data.scores[va]
+    q = parts.blend(fitter.blend_)
+    cal = fitter.calibration_
+    q = sigmoid(cal["a"] * logit(q) + cal["b"])
+    c_hat = expected_costs(data, fitter, catalogue, cost_from, va, parts.groups)
+    seen = ~np.isnan(S)
+    conf_ece, table = metrics.ece(q[seen], S[seen])
+    out: dict[str, Any] = {"models": data.models, "validation_prompts": len(va), "train_prompts": len(tr),
+                           "hyperparameters": {"logreg_C": fitter.C_, "knn_k": fitter.k_, "blend": fitter.blend_,
+                                               "calibration": fitter.calibration_},
+                           "brier": float(np.mean((q[seen] - S[seen]) ** 2)), "ece": conf_ece, "reliability": table}
+    full = seen.all(axis=1)
+    if full.sum() >= 10 and len(data.models) >= 2:
+        costs = data.costs[va][full]
+        costs = np.where(np.isnan(costs), c_hat[full], costs)
+        points = metrics.sweep(q[full], c_hat[full], S[full], costs)
+        out["sweep"] = points
+        out["curve"] = metrics.curve_metrics(points, S[full], costs, data.models)
+        chosen = metrics.choose(q[full], c_hat[full], 0.0)
+        r = np.arange(int(full.sum()))
+        out["selected_ece"], _ = metrics.ece(q[full][r, chosen], S[full][r, chosen])
+        out["curve_prompts"] = int(full.sum())
+    return out
+
+
+def expected_costs(data: OutcomeData, fitter: QualityFitter, catalogue: Any, cost_from: str, rows: np.ndarray,
+                   groups: np.ndarray) -> np.ndarray:
+    n_in = np.array([estimate_tokens(len(data.texts[i])) for i in rows], dtype=np.float64)
+    slope = np.asarray(fitter.cost_["input_slope"])
+    base = np.asarray(fitter.cost_["base"])
+    learned = n_in[:, None] * slope[None, :] + groups @ base
+    out_tokens = groups @ fitter.out_table_
+    for j, m in enumerate(data.models):
+        if fitter.cost_["known"][j] and (cost_from == "data" or m not in catalogue.models):
+            continue
+        e = catalogue.models[m]
+        learned[:, j] = (e.input_per_mtok * n_in + e.output_per_mtok * out_tokens[:, j]) / 1e6
+    return np.asarray(learned)
