@@ -39,6 +39,9 @@ class Router:
         self.cost_base = np.asarray(table["cost"]["base"], dtype=np.float64)
         self.cost_known = list(table["cost"]["known"])
         self.complexity_mean = float(table["complexity_mean"])
+        self.reference_tokens = int(table["reference"]["input_tokens"])
+        self.reference_groups = np.asarray(table["reference"]["groups"], dtype=np.float64)
+        self.reference_out = self.reference_groups @ self.quality.out_table
         self._column = self._learned_columns()
         self._cache: OrderedDict[str, tuple[np.ndarray, ...]] = OrderedDict()
         self._lock = threading.Lock()
@@ -135,6 +138,10 @@ class Router:
         out = float(out_tokens[j]) if j is not None else float(entry.expected_output_tokens)
         return (entry.input_per_mtok * n_in + entry.output_per_mtok * out) / 1e6
 
+    def typical_cost(self, name: str) -> float:
+        """Expected cost of a typical training prompt on this model: sets the pool's lambda span."""
+        return self._cost(name, self.reference_tokens, self.reference_groups, self.reference_out)
+
     def _decide(self, row: tuple[np.ndarray, ...], chars: int, models: list[str], w: float) -> Decision:
         caps, groups, complexity, quality, out_tokens = row
         cx = float(complexity)
@@ -149,7 +156,8 @@ class Router:
                 q.append(self._prior_quality(caps, cx, quality, name))
                 src.append("prior")
             c.append(self._cost(name, n_in, groups, out_tokens))
-        ranked = _score.rank(models, np.array(q), np.array(c), src, w)
+        typical = np.array([self.typical_cost(m) for m in models])
+        ranked = _score.rank(models, np.array(q), np.array(c), src, w, typical)
         best = ranked[0]
         confidence = best.quality if best.quality_source == "learned" else \
             0.5 + PRIOR_CONFIDENCE_SHRINK * (best.quality - 0.5)

@@ -1,9 +1,11 @@
 """Candidates' quality, cost and utility for one prompt; the choice; the reasoning sentence.
 
-Utility is `(1 - w) * quality - w * g`, where `g` is the candidate's expected cost on a log scale
-normalised over the candidates of this request (0 = cheapest, 1 = dearest). For a fixed prompt the
-chosen model's expected cost never rises when `w` rises: w = 0 picks the best predicted quality
-(ties to the cheaper), w = 1 the cheapest.
+Utility is `quality - lambda(w) * expected cost in USD`: the Lagrangian of "best mean quality for a
+mean budget", so across many prompts the money goes where it buys the most quality (long prompts
+cost more everywhere and go cheaper sooner). `lambda(0) = 0` (best predicted quality, ties to the
+cheaper model), `lambda(1) = inf` (cheapest); in between lambda grows log-uniformly over a span set
+by the pool's typical costs, so the cost weights spread over the pool's cost range. For a fixed
+prompt the chosen model's expected cost never rises when `w` rises.
 """
 
 from __future__ import annotations
@@ -13,17 +15,33 @@ import numpy as np
 from ._decision import Candidate
 
 
-def normalised_log_cost(cost: np.ndarray) -> np.ndarray:
-    lc = np.log(np.maximum(cost, 1e-12))
-    lo, hi = lc.min(), lc.max()
-    return (lc - lo) / (hi - lo) if hi > lo else np.zeros_like(lc)
+QUALITY_STEP_LO = 0.002  # at w -> 0, pay up to this quality for the pool's dearest typical cost
+QUALITY_STEP_HI = 1.0  # at w -> 1, a quality gap this large is not worth the cheapest typical cost
+
+
+def price_of_quality(cost_weight: float, typical_costs: np.ndarray) -> float:
+    """lambda(w) in quality per USD for a pool whose models' typical request costs are given."""
+    if cost_weight <= 0:
+        return 0.0
+    if cost_weight >= 1:
+        return float("inf")
+    hi = float(np.max(typical_costs))
+    lo = max(float(np.min(typical_costs)), hi * 1e-4, 1e-12)
+    lam_lo, lam_hi = QUALITY_STEP_LO / hi, QUALITY_STEP_HI / lo
+    return float(lam_lo * (lam_hi / lam_lo) ** cost_weight)
+
+
+def utilities(quality: np.ndarray, cost: np.ndarray, lam: float) -> np.ndarray:
+    """Utility per candidate (last axis); at lambda = inf, minus the cost (cheapest wins)."""
+    if np.isinf(lam):
+        return np.round(-cost / max(float(np.max(cost)), 1e-12), 12)
+    return np.round(quality - lam * cost, 12)
 
 
 def rank(models: list[str], quality: np.ndarray, cost: np.ndarray, sources: list[str],
-         cost_weight: float) -> list[Candidate]:
-    g = normalised_log_cost(cost)
-    utility = np.round((1.0 - cost_weight) * quality - cost_weight * g, 12)
-    order = sorted(range(len(models)), key=lambda j: (-utility[j], cost[j], models[j]))
+         cost_weight: float, typical_costs: np.ndarray) -> list[Candidate]:
+    utility = utilities(quality, cost, price_of_quality(cost_weight, typical_costs))
+    order = sorted(range(len(models)), key=lambda j: (-utility[j], cost[j], -quality[j], models[j]))
     return [Candidate(models[j], float(quality[j]), float(cost[j]), float(utility[j]), sources[j]) for j in order]
 
 

@@ -17,7 +17,7 @@ import numpy as np
 from .data import CAPABILITIES, OutcomeData
 from .onnx_heads import Linear
 
-C_GRID = (0.03, 0.1, 0.3, 1.0, 3.0)
+C_GRID = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
 K_GRID = (10, 20, 50, 100)
 SHRINK = 10.0  # pseudo-count pulling group means toward the model mean
 MIN_GROUP = 20  # groups with fewer prompts fall back to their task label
@@ -158,20 +158,20 @@ class QualityFitter:
             tr, va = np.arange(len(S)), np.arange(len(S))  # tiny data: no honest hold-out possible
         self.split_ = {"train": len(tr), "validation": len(va)}
         group_head_tr = softmax_head(E[tr], [self.groups_[g] for g in self.group_idx_[tr]], self.groups_)
-        # logistic C per model, by validation Brier score
-        scores = {C: self._fit_logreg(E, S, tr, [C] * S.shape[1]) for C in self._iter(C_GRID, "tune C")}
-        per_c = {C: [brier(h(E[va])[:, j], S[va, j]) for j in range(S.shape[1])] for C, h in scores.items()}
-        self.C_ = [min(C_GRID, key=lambda C, j=j: per_c[C][j]) for j in range(S.shape[1])]
-        lr_tr = Linear(np.stack([scores[C].weight[:, j] for j, C in enumerate(self.C_)], axis=1),
-                       np.array([scores[C].bias[j] for j, C in enumerate(self.C_)]), "sigmoid")
-        parts = {k: self._parts(E, data, tr, va, lr_tr, k, group_head_tr) for k in K_GRID}
-        self.k_ = min(K_GRID, key=lambda k: brier(parts[k].knn, S[va]))
+        cost_tr = self._cost_model(data, tr)
+        score = self._scorer(data, tr, va, cost_tr, group_head_tr(E[va]))
+        # one logistic C for every model and the k of the neighbour mean, by validation score
+        lrs = {C: self._fit_logreg(E, S, tr, [C] * S.shape[1]) for C in self._iter(C_GRID, "tune C")}
+        C_best = max(C_GRID, key=lambda C: score(lrs[C](E[va])))
+        self.C_ = [C_best] * S.shape[1]
+        parts = {k: self._parts(E, data, tr, va, lrs[C_best], k, group_head_tr) for k in K_GRID}
+        self.k_ = max(K_GRID, key=lambda k: score(parts[k].knn))
         p = parts[self.k_]
-        grid = [(a / 4, b / 4, (4 - a - b) / 4) for a in range(5) for b in range(5 - a)]
-        best = min(grid, key=lambda w: brier(p.blend(dict(zip(("logreg", "knn", "table"), w, strict=True))), S[va]))
-        self.blend_ = dict(zip(("logreg", "knn", "table"), best, strict=True))
+        grid = [dict(zip(("logreg", "knn", "table"), (a / 4, b / 4, (4 - a - b) / 4), strict=True))
+                for a in range(5) for b in range(5 - a)]
+        self.blend_ = max(grid, key=lambda w: score(p.blend(w)))
         self.calibration_ = self._calibrate(p.blend(self.blend_), S[va])
-        self.validation_ = (tr, va, p)
+        self.validation_ = (tr, va, p, cost_tr)
         # final heads on every prompt
         everything = np.arange(len(S))
         self.logreg_ = self._fit_logreg(E, S, everything, self.C_)
@@ -181,9 +181,49 @@ class QualityFitter:
         prior = np.nanmean(S, axis=0)
         self.group_table_ = group_means(self.group_idx_, S, len(self.groups_), np.where(np.isnan(prior), 0.5, prior))
         self.out_table_ = self._out_tokens(data)
-        self.cost_ = self._cost_model(data)
+        self.cost_ = self._cost_model(data, everything)
+        self.reference_ = {"input_tokens": int(round(float(self._n_in(data).mean()))),
+                           "groups": self.group_head_(E).mean(axis=0).tolist()}
         self._knn_memory(E, S)
         return self
+
+    def _scorer(self, data: OutcomeData, tr: np.ndarray, va: np.ndarray, cost: dict[str, Any],
+                groups_va: np.ndarray) -> Any:
+        """Validation score of a quality matrix: AIQ of the cost_weight sweep on the held-out
+        prompts that have every model's outcome (minus a hair of Brier to break ties), or minus
+        the Brier score when too few such prompts exist."""
+        from . import metrics
+
+        S = data.scores[va]
+        full = ~np.isnan(S).any(axis=1)
+        if full.sum() < 30 or S.shape[1] < 2 or not all(cost["known"]):
+            return lambda q: -brier(q, S)
+        n_in = self._n_in(data)
+        c_hat = self._expected(cost, n_in[va], groups_va)[full]
+        typical = self._expected(cost, n_in[tr], self.group_onehot(tr)).mean(axis=0)
+        real = np.where(np.isnan(data.costs[va][full]), c_hat, data.costs[va][full])
+        models = list(data.models)
+
+        def score(q: np.ndarray) -> float:
+            pts = metrics.sweep(q[full], c_hat, S[full], real, typical=typical)
+            return metrics.curve_metrics(pts, S[full], real, models)["aiq"] - 1e-3 * brier(q, S)
+
+        return score
+
+    def group_onehot(self, rows: np.ndarray) -> np.ndarray:
+        return np.eye(len(self.groups_))[self.group_idx_[rows]]
+
+    @staticmethod
+    def _n_in(data: OutcomeData) -> np.ndarray:
+        from router._text import estimate_tokens
+
+        return np.array([estimate_tokens(len(t)) for t in data.texts], dtype=np.float64)
+
+    @staticmethod
+    def _expected(cost: dict[str, Any], n_in: np.ndarray, groups: np.ndarray) -> np.ndarray:
+        """Expected cost (n, M) from the learned cost model; models without costs get NaN."""
+        out = n_in[:, None] * np.asarray(cost["input_slope"])[None, :] + groups @ np.asarray(cost["base"])
+        return np.where(np.asarray(cost["known"])[None, :], out, np.nan)
 
     def _calibrate(self, q: np.ndarray, s: np.ndarray) -> dict[str, float]:
         from sklearn.linear_model import LogisticRegression
@@ -226,15 +266,13 @@ class QualityFitter:
         prior = np.where(np.isnan(model_mean), overall, model_mean)
         return group_means(self.group_idx_, T, len(self.groups_), prior)
 
-    def _cost_model(self, data: OutcomeData) -> dict[str, Any]:
+    def _cost_model(self, data: OutcomeData, subset: np.ndarray) -> dict[str, Any]:
         """cost ~ slope_m * input_tokens + base[group, m], fitted per model with group effects."""
-        from router._text import estimate_tokens
-
-        n_in = np.array([estimate_tokens(len(t)) for t in data.texts], dtype=np.float64)
+        n_in = self._n_in(data)
         M, G = data.costs.shape[1], len(self.groups_)
         slope, base, known = np.zeros(M), np.zeros((G, M)), []
         for j in range(M):
-            rows = np.flatnonzero(~np.isnan(data.costs[:, j]))
+            rows = subset[~np.isnan(data.costs[subset, j])]
             known.append(bool(len(rows)))
             if not len(rows):
                 continue
@@ -267,4 +305,4 @@ class QualityFitter:
                 "group_table": self.group_table_.tolist(), "out_tokens": self.out_table_.tolist(),
                 "blend": self.blend_, "calibration": self.calibration_, "knn_k": self.k_,
                 "complexity_mean": self.complexity_mean_, "cost": {"from": cost_from, **self.cost_},
-                "logreg_C": self.C_, "split": self.split_}
+                "logreg_C": self.C_, "split": self.split_, "reference": self.reference_}

@@ -11,25 +11,30 @@ from typing import Any
 
 import numpy as np
 
+from router._score import price_of_quality
+
 WEIGHTS = tuple(round(0.05 * i, 2) for i in range(21))
 
 
-def choose(q_hat: np.ndarray, c_hat: np.ndarray, w: float) -> np.ndarray:
-    """Column per row under the router's rule (see router._score): ties to the cheaper model."""
-    lc = np.log(np.maximum(c_hat, 1e-12))
-    lo, hi = lc.min(axis=1, keepdims=True), lc.max(axis=1, keepdims=True)
-    g = np.where(hi > lo, (lc - lo) / np.where(hi > lo, hi - lo, 1.0), 0.0)
-    u = np.round((1 - w) * q_hat - w * g, 12)
+def choose(q_hat: np.ndarray, c_hat: np.ndarray, w: float, typical: np.ndarray | None = None) -> np.ndarray:
+    """Column per row under the router's rule (router._score): ties to the cheaper model.
+    `typical`: each model's typical cost (default: its mean expected cost over these rows)."""
+    lam = price_of_quality(w, c_hat.mean(axis=0) if typical is None else typical)
+    if np.isinf(lam):
+        u = np.round(-c_hat / np.maximum(c_hat.max(axis=1, keepdims=True), 1e-12), 12)
+    else:
+        u = np.round(q_hat - lam * c_hat, 12)
     best = u >= u.max(axis=1, keepdims=True)
     return np.argmin(np.where(best, c_hat, np.inf), axis=1)
 
 
 def sweep(q_hat: np.ndarray, c_hat: np.ndarray, scores: np.ndarray, costs: np.ndarray,
-          weights: tuple[float, ...] = WEIGHTS) -> list[dict[str, float]]:
+          weights: tuple[float, ...] = WEIGHTS, typical: np.ndarray | None = None) -> list[dict[str, float]]:
     rows = np.arange(len(scores))
+    typical = c_hat.mean(axis=0) if typical is None else typical
     points = []
     for w in weights:
-        j = choose(q_hat, c_hat, w)
+        j = choose(q_hat, c_hat, w, typical)
         points.append({"cost_weight": w, "cost": float(costs[rows, j].mean()),
                        "quality": float(scores[rows, j].mean())})
     return points

@@ -16,7 +16,6 @@ import numpy as np
 from router import _artifacts
 from router._embed import Embedder
 from router._quality import logit, sigmoid
-from router._text import estimate_tokens
 
 from . import embed_cache, metrics, onnx_heads, report
 from .data import OutcomeData
@@ -134,23 +133,24 @@ def train(data: OutcomeData, catalogue: Any, opts: Options) -> dict[str, Any]:
 
 def validation_metrics(data: OutcomeData, fitter: QualityFitter, catalogue: Any, cost_from: str) -> dict[str, Any]:
     """Metrics on the held-out fifth, with the heads fitted on the other four fifths."""
-    tr, va, parts = fitter.validation_
+    tr, va, parts, cost_tr = fitter.validation_
     S = data.scores[va]
-    q = parts.blend(fitter.blend_)
     cal = fitter.calibration_
-    q = sigmoid(cal["a"] * logit(q) + cal["b"])
-    c_hat = expected_costs(data, fitter, catalogue, cost_from, va, parts.groups)
+    q = sigmoid(cal["a"] * logit(parts.blend(fitter.blend_)) + cal["b"])
+    n_in = fitter._n_in(data)
+    c_hat = expected_costs(data, fitter, catalogue, cost_from, cost_tr, n_in[va], parts.groups)
+    typical = expected_costs(data, fitter, catalogue, cost_from, cost_tr, n_in[tr], fitter.group_onehot(tr)).mean(0)
     seen = ~np.isnan(S)
     conf_ece, table = metrics.ece(q[seen], S[seen])
     out: dict[str, Any] = {"models": data.models, "validation_prompts": len(va), "train_prompts": len(tr),
-                           "hyperparameters": {"logreg_C": fitter.C_, "knn_k": fitter.k_, "blend": fitter.blend_,
+                           "hyperparameters": {"logreg_C": fitter.C_[0], "knn_k": fitter.k_, "blend": fitter.blend_,
                                                "calibration": fitter.calibration_},
                            "brier": float(np.mean((q[seen] - S[seen]) ** 2)), "ece": conf_ece, "reliability": table}
     full = seen.all(axis=1)
     if full.sum() >= 10 and len(data.models) >= 2:
         costs = data.costs[va][full]
         costs = np.where(np.isnan(costs), c_hat[full], costs)
-        points = metrics.sweep(q[full], c_hat[full], S[full], costs)
+        points = metrics.sweep(q[full], c_hat[full], S[full], costs, typical=typical)
         out["sweep"] = points
         out["curve"] = metrics.curve_metrics(points, S[full], costs, data.models)
         chosen = metrics.choose(q[full], c_hat[full], 0.0)
@@ -160,16 +160,14 @@ def validation_metrics(data: OutcomeData, fitter: QualityFitter, catalogue: Any,
     return out
 
 
-def expected_costs(data: OutcomeData, fitter: QualityFitter, catalogue: Any, cost_from: str, rows: np.ndarray,
-                   groups: np.ndarray) -> np.ndarray:
-    n_in = np.array([estimate_tokens(len(data.texts[i])) for i in rows], dtype=np.float64)
-    slope = np.asarray(fitter.cost_["input_slope"])
-    base = np.asarray(fitter.cost_["base"])
-    learned = n_in[:, None] * slope[None, :] + groups @ base
+def expected_costs(data: OutcomeData, fitter: QualityFitter, catalogue: Any, cost_from: str, cost: dict[str, Any],
+                   n_in: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """(rows, M) expected USD: the learned cost model, or catalogue prices where it applies."""
+    out = fitter._expected(cost, n_in, groups)
     out_tokens = groups @ fitter.out_table_
     for j, m in enumerate(data.models):
-        if fitter.cost_["known"][j] and (cost_from == "data" or m not in catalogue.models):
+        if cost["known"][j] and (cost_from == "data" or m not in catalogue.models):
             continue
         e = catalogue.models[m]
-        learned[:, j] = (e.input_per_mtok * n_in + e.output_per_mtok * out_tokens[:, j]) / 1e6
-    return np.asarray(learned)
+        out[:, j] = (e.input_per_mtok * n_in + e.output_per_mtok * out_tokens[:, j]) / 1e6
+    return np.asarray(out)

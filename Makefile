@@ -1,0 +1,45 @@
+# Two commands a newcomer needs (see README):
+#   make route   install the serving set and route a prompt
+#   make test    install everything (train, export, dev) and run lint, types and the whole test suite
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check
+PROMPT ?= Write Python code to sort a list
+MODELS ?= gpt-4o-mini,codestral-latest
+COST_WEIGHT ?= 0.5
+export LITELLM_LOCAL_MODEL_COST_MAP := True
+
+.PHONY: route test install-serve install-dev lint artifacts bench-routing bench-latency
+
+$(PY):
+	python3.11 -m venv $(VENV) || python3 -m venv $(VENV)
+
+install-serve: $(PY)
+	$(PIP) install -q -e .
+
+# torch first, pinned: pip takes the CPU build from this machine's disk (any other pulls CUDA).
+install-dev: $(PY)
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -e '.[train,export,dev]'
+
+route: install-serve
+	$(VENV)/bin/pureai route "$(PROMPT)" --models $(MODELS) --cost-weight $(COST_WEIGHT)
+
+lint:
+	$(VENV)/bin/ruff check router training models_registry tests benchmarks
+	$(VENV)/bin/mypy
+
+test: install-dev lint
+	$(VENV)/bin/pytest -q
+
+# Rebuild the shipped artifacts from ../shared (train_ok rows only; see docs/artifacts.md).
+artifacts: install-dev
+	$(VENV)/bin/pureai export-embedder --out router/artifacts
+	$(VENV)/bin/pureai train --data ../shared/routing-data/canonical --registry-names --cost-from registry \
+		--models $$(cat router/artifacts/TRAINED_MODELS) --knn-max 8000 --out router/artifacts --force
+
+bench-routing: install-dev
+	$(PY) benchmarks/routing/run.py
+
+bench-latency: install-dev
+	$(PY) benchmarks/latency/run.py

@@ -1,0 +1,28 @@
+"""The model catalogue: which models exist, what they cost, how to reach them, how good they are.
+
+    from models_registry import load_catalogue
+    cat = load_catalogue()                  # the built-in models_registry/catalogue.toml
+    cat = load_catalogue("my.toml")         # a catalogue of your own, same format
+    entry = cat.get("gpt-4o-mini")          # ModelEntry; UnknownModelError if absent
+    entry.cost_usd(1200, entry.expected_output_tokens)
+    cat.by_alias("gpt-4o-mini-2024-07-18")  # "gpt-4o-mini": outcome-data name -> id
+
+The file format is documented at the top of `catalogue.toml`. Prices left out of a file come from
+litellm's bundled price map, read as a JSON file; litellm itself is never imported.
+"""
+
+from ._catalogue import Catalogue
+from ._entry import CAPABILITIES, ModelEntry, Provider
+from ._load import default_catalogue_path, load_catalogue
+from .errors import CatalogueError, UnknownModelError
+
+__all__ = [
+    "CAPABILITIES",
+    "Catalogue",
+    "CatalogueError",
+    "ModelEntry",
+    "Provider",
+    "UnknownModelError",
+    "default_catalogue_path",
+    "load_catalogue",
+]
