@@ -8,6 +8,8 @@ PROMPT ?= Write Python code to sort a list
 MODELS ?= gpt-4o-mini,codestral-latest
 COST_WEIGHT ?= 0.5
 export LITELLM_LOCAL_MODEL_COST_MAP := True
+# Catalogue models with outcome rows in ../shared (train_ok=true) that the shipped artifacts learn.
+SHIPPED_MODELS := gpt-4o-mini,gpt-4o,gpt-4-turbo,gpt-3.5-turbo,o1-mini,claude-3-haiku,claude-3-5-sonnet,claude-3-opus,gemini-1.5-flash,gemini-1.5-pro,llama-3.1-70b-instruct,llama-3.1-8b-instruct,llama-3.1-405b-instruct,deepseek-chat,mixtral-8x7b-instruct,mistral-large-latest,qwen-2.5-72b-instruct,gemma-2-9b-it,phi-3-mini,command-r
 
 .PHONY: route test install-serve install-dev lint artifacts bench-routing bench-latency
 
@@ -36,7 +38,7 @@ test: install-dev lint
 artifacts: install-dev
 	$(VENV)/bin/pureai export-embedder --out router/artifacts
 	$(VENV)/bin/pureai train --data ../shared/routing-data/canonical --registry-names --cost-from registry \
-		--models $$(cat router/artifacts/TRAINED_MODELS) --knn-max 8000 --out router/artifacts --force
+		--models $(SHIPPED_MODELS) --knn-max 8000 --out router/artifacts --force
 
 bench-routing: install-dev
 	$(PY) benchmarks/routing/run.py

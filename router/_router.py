@@ -43,6 +43,9 @@ class Router:
         self.reference_groups = np.asarray(table["reference"]["groups"], dtype=np.float64)
         self.reference_out = self.reference_groups @ self.quality.out_table
         self._column = self._learned_columns()
+        self.coverage = np.asarray(table["coverage"], dtype=np.float64)  # (groups, learned models)
+        self._anchors = [(m, j) for m, j in self._column.items() if m in self.catalogue.models]
+        self._prior_rows: dict[str, np.ndarray] = {}
         self._cache: OrderedDict[str, tuple[np.ndarray, ...]] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -111,23 +114,37 @@ class Router:
         return [r for r in rows if r is not None]
 
     # -- scoring ------------------------------------------------------------------------------
-    def _priors(self, caps: np.ndarray, name: str) -> float:
-        entry = self._entry(name)
-        assert entry is not None
-        return float(sum(p * entry.quality_priors[c] for c, p in zip(self.quality.capabilities, caps,
-                                                                         strict=True)) / max(caps.sum(), 1e-9))
+    def _prior(self, caps: np.ndarray, name: str) -> float:
+        """The catalogue's quality prior for this prompt's capability mix."""
+        row = self._prior_rows.get(name)
+        if row is None:
+            entry = self._entry(name)
+            assert entry is not None
+            row = self._prior_rows[name] = np.array([entry.quality_priors[c] for c in self.quality.capabilities])
+        return float(row @ caps / max(float(caps.sum()), 1e-9))
 
-    def _prior_quality(self, caps: np.ndarray, complexity: float, quality: np.ndarray, name: str) -> float:
-        """Quality of a model without outcome data: its catalogue prior, shifted in logit space by
-        how the learned models on this prompt stand against their own priors."""
-        anchors = [(m, j) for m, j in self._column.items() if m in self.catalogue.models]
-        prior = float(logit(np.array(self._priors(caps, name))))
-        if anchors:
-            shift = np.mean([logit(np.array(quality[j])) - logit(np.array(self._priors(caps, m)))
-                             for m, j in anchors])
-        else:
-            shift = -2.0 * (complexity - self.complexity_mean)
-        return float(sigmoid(np.array(prior + shift)))
+    def _anchor_shift(self, caps: np.ndarray, complexity: float, quality: np.ndarray, groups: np.ndarray) -> float:
+        """How the learned models stand on this prompt against their own catalogue priors (logit
+        space, weighted by how well their outcome data covers this kind of prompt)."""
+        num = den = 0.0
+        for m, j in self._anchors:
+            cov = float(groups @ self.coverage[:, j])
+            if cov > 0:
+                num += cov * float(logit(np.array(quality[j])) - logit(np.array(self._prior(caps, m))))
+                den += cov
+        return num / den if den > 0 else -2.0 * (complexity - self.complexity_mean)
+
+    def _quality(self, name: str, caps: np.ndarray, quality: np.ndarray, groups: np.ndarray,
+                 shift: float) -> tuple[float, str]:
+        """Learned quality where outcome data covers this kind of prompt, the shifted catalogue prior
+        where it does not (and a mix in between)."""
+        j = self._column.get(name)
+        learned = float(quality[j]) if j is not None else 0.0
+        cov = float(groups @ self.coverage[:, j]) if j is not None else 0.0
+        if cov >= 0.999 or name not in self.catalogue.models:
+            return learned, "learned"
+        prior = float(sigmoid(np.array(logit(np.array(self._prior(caps, name))) + shift)))
+        return cov * learned + (1 - cov) * prior, "learned" if cov >= 0.5 else "prior"
 
     def _cost(self, name: str, n_in: int, groups: np.ndarray, out_tokens: np.ndarray) -> float:
         j = self._column.get(name)
@@ -146,15 +163,12 @@ class Router:
         caps, groups, complexity, quality, out_tokens = row
         cx = float(complexity)
         n_in = estimate_tokens(chars)
+        shift = self._anchor_shift(caps, cx, quality, groups)
         q, c, src = [], [], []
         for name in models:
-            j = self._column.get(name)
-            if j is not None:
-                q.append(float(quality[j]))
-                src.append("learned")
-            else:
-                q.append(self._prior_quality(caps, cx, quality, name))
-                src.append("prior")
+            qm, source = self._quality(name, caps, quality, groups, shift)
+            q.append(qm)
+            src.append(source)
             c.append(self._cost(name, n_in, groups, out_tokens))
         typical = np.array([self.typical_cost(m) for m in models])
         ranked = _score.rank(models, np.array(q), np.array(c), src, w, typical)

@@ -66,5 +66,5 @@ def reasoning(candidates: list[Candidate], capability: str, cap_p: float, comple
     elif runner.cost_usd < best.cost_usd:
         why = f"is cheaper (~${runner.cost_usd:.2g}) but scores only {runner.quality:.2f}"
     else:
-        why = f"scores {runner.quality:.2f} at ~${runner.cost_usd:.2g}"
+        why = f"scores {runner.quality:.2f} and costs more (~${runner.cost_usd:.2g})"
     return f"{head}; runner-up {runner.model} {why}."

@@ -7,7 +7,8 @@ import json
 from pathlib import Path
 
 from . import data as data_mod
-from .train import Options, rename_to_registry, train
+from .train import Options, rename_to_registry
+from .train import train as fit_router
 
 
 def _catalogue(path: str | None):  # type: ignore[no-untyped-def]
@@ -35,7 +36,7 @@ def train(args: argparse.Namespace, command: str) -> int:
     opts = Options(out=Path(args.out), seed=args.seed, embedder_dir=Path(args.embedder) if args.embedder else None,
                    cache_dir=cache, cost_from=args.cost_from, knn_max=args.knn_max, force=args.force,
                    progress=not args.quiet, command=command)
-    result = train(data, catalogue, opts)
+    result = fit_router(data, catalogue, opts)
     summary = {k: result[k] for k in ("brier", "ece", "seconds", "validation_prompts") if k in result}
     if "curve" in result:
         summary["aiq"], summary["aiq_zero"] = result["curve"]["aiq"], result["curve"]["aiq_zero"]

@@ -181,6 +181,8 @@ class QualityFitter:
         prior = np.nanmean(S, axis=0)
         self.group_table_ = group_means(self.group_idx_, S, len(self.groups_), np.where(np.isnan(prior), 0.5, prior))
         self.out_table_ = self._out_tokens(data)
+        seen = ~np.isnan(S)
+        self.coverage_ = np.stack([seen[self.group_idx_ == g].mean(axis=0) for g in range(len(self.groups_))])
         self.cost_ = self._cost_model(data, everything)
         self.reference_ = {"input_tokens": int(round(float(self._n_in(data).mean()))),
                            "groups": self.group_head_(E).mean(axis=0).tolist()}
@@ -305,4 +307,5 @@ class QualityFitter:
                 "group_table": self.group_table_.tolist(), "out_tokens": self.out_table_.tolist(),
                 "blend": self.blend_, "calibration": self.calibration_, "knn_k": self.k_,
                 "complexity_mean": self.complexity_mean_, "cost": {"from": cost_from, **self.cost_},
-                "logreg_C": self.C_, "split": self.split_, "reference": self.reference_}
+                "logreg_C": self.C_, "split": self.split_, "reference": self.reference_,
+                "coverage": np.round(self.coverage_, 4).tolist()}
