@@ -49,6 +49,7 @@ def select(prompt: Prompt, models: Sequence[str] | None = None, cost_weight: flo
     return default_router().select(prompt, models, cost_weight)
 
 
-def select_many(prompts: Sequence[Prompt], models: Sequence[str] | None = None,
-                cost_weight: float = 0.0) -> list[Decision]:
+def select_many(
+    prompts: Sequence[Prompt], models: Sequence[str] | None = None, cost_weight: float = 0.0
+) -> list[Decision]:
     return default_router().select_many(prompts, models, cost_weight)

@@ -29,5 +29,8 @@ class Decision:
 
     def to_api(self) -> dict[str, Any]:
         """The `/v1/router` decision-only body."""
-        return {"selected_model": self.selected_model, "reasoning": self.reasoning,
-                "confidence": round(self.confidence, 4)}
+        return {
+            "selected_model": self.selected_model,
+            "reasoning": self.reasoning,
+            "confidence": round(self.confidence, 4),
+        }

@@ -25,8 +25,10 @@ class Embedder:
         self.tokenizer = Tokenizer.from_file(str(tokenizer_path))
         self.tokenizer.no_truncation()
         self.tokenizer.no_padding()
-        self._cls = self.tokenizer.token_to_id("[CLS]")
-        self._sep = self.tokenizer.token_to_id("[SEP]")
+        cls, sep = self.tokenizer.token_to_id("[CLS]"), self.tokenizer.token_to_id("[SEP]")
+        if cls is None or sep is None:
+            raise ValueError(f"{tokenizer_path}: tokenizer has no [CLS]/[SEP] tokens")
+        self._cls, self._sep = cls, sep
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
@@ -36,8 +38,12 @@ class Embedder:
 
     def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
         """Word-piece ids per text, head + tail cut, with [CLS] and [SEP]."""
-        clipped = [t if len(t) <= self.HEAD_CHARS + self.TAIL_CHARS else
-                   t[: self.HEAD_CHARS] + " " + t[-self.TAIL_CHARS:] for t in texts]
+        clipped = [
+            t
+            if len(t) <= self.HEAD_CHARS + self.TAIL_CHARS
+            else t[: self.HEAD_CHARS] + " " + t[-self.TAIL_CHARS :]
+            for t in texts
+        ]
         encodings = self.tokenizer.encode_batch(clipped, add_special_tokens=False)
         budget = self.MAX_TOKENS - 2
         tail = budget - self.HEAD_TOKENS

@@ -76,5 +76,10 @@ class QualityModel:
         parts = {"logreg": h["quality"].astype(np.float64), "table": table, "knn": self.knn(emb, table)}
         q = sum(float(self.blend[name]) * parts[name] for name in parts if self.blend.get(name))
         q = sigmoid(self.calibration["a"] * logit(np.asarray(q)) + self.calibration["b"])
-        return Features(h["capabilities"].astype(np.float64), groups, h["complexity"][:, 0].astype(np.float64),
-                        q, groups @ self.out_table)
+        return Features(
+            h["capabilities"].astype(np.float64),
+            groups,
+            h["complexity"][:, 0].astype(np.float64),
+            q,
+            groups @ self.out_table,
+        )

@@ -50,8 +50,9 @@ class Router:
         self._lock = threading.Lock()
 
     @classmethod
-    def load(cls, path: Path | str | None = None, catalogue: Catalogue | Path | str | None = None,
-             threads: int = 0) -> Router:
+    def load(
+        cls, path: Path | str | None = None, catalogue: Catalogue | Path | str | None = None, threads: int = 0
+    ) -> Router:
         from models_registry import Catalogue, load_catalogue
 
         cat = catalogue if isinstance(catalogue, Catalogue) else load_catalogue(catalogue)
@@ -120,10 +121,14 @@ class Router:
         if row is None:
             entry = self._entry(name)
             assert entry is not None
-            row = self._prior_rows[name] = np.array([entry.quality_priors[c] for c in self.quality.capabilities])
+            row = self._prior_rows[name] = np.array(
+                [entry.quality_priors[c] for c in self.quality.capabilities]
+            )
         return float(row @ caps / max(float(caps.sum()), 1e-9))
 
-    def _anchor_shift(self, caps: np.ndarray, complexity: float, quality: np.ndarray, groups: np.ndarray) -> float:
+    def _anchor_shift(
+        self, caps: np.ndarray, complexity: float, quality: np.ndarray, groups: np.ndarray
+    ) -> float:
         """How the learned models stand on this prompt against their own catalogue priors (logit
         space, weighted by how well their outcome data covers this kind of prompt)."""
         num = den = 0.0
@@ -134,8 +139,9 @@ class Router:
                 den += cov
         return num / den if den > 0 else -2.0 * (complexity - self.complexity_mean)
 
-    def _quality(self, name: str, caps: np.ndarray, quality: np.ndarray, groups: np.ndarray,
-                 shift: float) -> tuple[float, str]:
+    def _quality(
+        self, name: str, caps: np.ndarray, quality: np.ndarray, groups: np.ndarray, shift: float
+    ) -> tuple[float, str]:
         """Learned quality where outcome data covers this kind of prompt, the shifted catalogue prior
         where it does not (and a mix in between)."""
         j = self._column.get(name)
@@ -173,21 +179,38 @@ class Router:
         typical = np.array([self.typical_cost(m) for m in models])
         ranked = _score.rank(models, np.array(q), np.array(c), src, w, typical)
         best = ranked[0]
-        confidence = best.quality if best.quality_source == "learned" else \
-            0.5 + PRIOR_CONFIDENCE_SHRINK * (best.quality - 0.5)
+        confidence = (
+            best.quality
+            if best.quality_source == "learned"
+            else 0.5 + PRIOR_CONFIDENCE_SHRINK * (best.quality - 0.5)
+        )
         capabilities = {c: 0.0 for c in _all_capabilities()}
-        capabilities.update({c: round(float(p), 4) for c, p in zip(self.quality.capabilities, caps, strict=True)})
+        capabilities.update(
+            {c: round(float(p), 4) for c, p in zip(self.quality.capabilities, caps, strict=True)}
+        )
         top = int(np.argmax(caps))
         text = _score.reasoning(ranked, self.quality.capabilities[top], float(caps[top]), cx, w)
-        return Decision(best.model, float(confidence), text, tuple(ranked), capabilities, cx, w, n_in,
-                        {"capability": self.quality.capabilities[top]})
+        return Decision(
+            best.model,
+            float(confidence),
+            text,
+            tuple(ranked),
+            capabilities,
+            cx,
+            w,
+            n_in,
+            {"capability": self.quality.capabilities[top]},
+        )
 
     # -- public -------------------------------------------------------------------------------
-    def select(self, prompt: Prompt, models: Sequence[str] | None = None, cost_weight: float = 0.0) -> Decision:
+    def select(
+        self, prompt: Prompt, models: Sequence[str] | None = None, cost_weight: float = 0.0
+    ) -> Decision:
         return self.select_many([prompt], models, cost_weight)[0]
 
-    def select_many(self, prompts: Sequence[Prompt], models: Sequence[str] | None = None,
-                    cost_weight: float = 0.0) -> list[Decision]:
+    def select_many(
+        self, prompts: Sequence[Prompt], models: Sequence[str] | None = None, cost_weight: float = 0.0
+    ) -> list[Decision]:
         w = _check_weight(cost_weight)
         names = self._check_models(models)
         read = [read_prompt(p) for p in prompts]

@@ -14,7 +14,6 @@ import numpy as np
 
 from ._decision import Candidate
 
-
 QUALITY_STEP_LO = 0.002  # at w -> 0, pay up to this quality for the pool's dearest typical cost
 QUALITY_STEP_HI = 1.0  # at w -> 1, a quality gap this large is not worth the cheapest typical cost
 
@@ -38,23 +37,34 @@ def utilities(quality: np.ndarray, cost: np.ndarray, lam: float) -> np.ndarray:
     return np.round(quality - lam * cost, 12)
 
 
-def rank(models: list[str], quality: np.ndarray, cost: np.ndarray, sources: list[str],
-         cost_weight: float, typical_costs: np.ndarray) -> list[Candidate]:
+def rank(
+    models: list[str],
+    quality: np.ndarray,
+    cost: np.ndarray,
+    sources: list[str],
+    cost_weight: float,
+    typical_costs: np.ndarray,
+) -> list[Candidate]:
     utility = utilities(quality, cost, price_of_quality(cost_weight, typical_costs))
     order = sorted(range(len(models)), key=lambda j: (-utility[j], cost[j], -quality[j], models[j]))
-    return [Candidate(models[j], float(quality[j]), float(cost[j]), float(utility[j]), sources[j]) for j in order]
+    return [
+        Candidate(models[j], float(quality[j]), float(cost[j]), float(utility[j]), sources[j]) for j in order
+    ]
 
 
 def level(complexity: float) -> str:
     return "low" if complexity < 0.33 else "moderate" if complexity < 0.66 else "high"
 
 
-def reasoning(candidates: list[Candidate], capability: str, cap_p: float, complexity: float,
-              cost_weight: float) -> str:
+def reasoning(
+    candidates: list[Candidate], capability: str, cap_p: float, complexity: float, cost_weight: float
+) -> str:
     best = candidates[0]
-    head = (f"{capability.capitalize()} request ({cap_p:.0%}), {level(complexity)} complexity "
-            f"({complexity:.2f}): {best.model} has predicted quality {best.quality:.2f} "
-            f"at ~${best.cost_usd:.2g}")
+    head = (
+        f"{capability.capitalize()} request ({cap_p:.0%}), {level(complexity)} complexity "
+        f"({complexity:.2f}): {best.model} has predicted quality {best.quality:.2f} "
+        f"at ~${best.cost_usd:.2g}"
+    )
     if best.quality_source == "prior":
         head += " (catalogue prior, no outcome data)"
     if len(candidates) == 1:

@@ -20,10 +20,21 @@ def cmd_route(args: argparse.Namespace) -> int:
     rt = Router.load(args.artifacts, args.catalogue)
     d = rt.select(args.prompt, _models(args.models), args.cost_weight)
     if args.json:
-        print(json.dumps({**d.to_api(), "capabilities": d.capabilities, "complexity": round(d.complexity, 4),
-                          "candidates": [c.__dict__ for c in d.candidates]}, indent=1))
+        print(
+            json.dumps(
+                {
+                    **d.to_api(),
+                    "capabilities": d.capabilities,
+                    "complexity": round(d.complexity, 4),
+                    "candidates": [c.__dict__ for c in d.candidates],
+                },
+                indent=1,
+            )
+        )
         return 0
-    print(f"selected_model: {d.selected_model}\nconfidence:     {d.confidence:.3f}\nreasoning:      {d.reasoning}")
+    print(
+        f"selected_model: {d.selected_model}\nconfidence:     {d.confidence:.3f}\nreasoning:      {d.reasoning}"
+    )
     top = sorted(d.capabilities.items(), key=lambda kv: -kv[1])[:3]
     print("capabilities:   " + ", ".join(f"{k} {v:.2f}" for k, v in top) + f"; complexity {d.complexity:.2f}")
     print(f"{'candidate':32} {'quality':>8} {'cost USD':>10} {'utility':>8}  source")
@@ -38,7 +49,9 @@ def _training() -> Any:
 
         from training import cli_support
     except ImportError as exc:
-        raise SystemExit(f"pureai: error: training needs the [train] extra: pip install 'pureai-router[train]' ({exc})")
+        raise SystemExit(
+            f"pureai: error: training needs the [train] extra: pip install 'pureai-router[train]' ({exc})"
+        ) from None
     return cli_support
 
 
@@ -54,10 +67,18 @@ def cmd_export(args: argparse.Namespace) -> int:
     try:
         from training.export_embedder import export
     except ImportError as exc:
-        raise SystemExit(f"pureai: error: export needs the [export] extra ({exc})")
+        raise SystemExit(f"pureai: error: export needs the [export] extra ({exc})") from None
     r = export(Path(args.out), quantise=not args.no_quantise)
-    print(json.dumps({"path": str(r.path), "bytes": r.bytes, "quantised": r.quantised,
-                      "min_cosine_vs_sentence_transformers": round(r.min_cosine, 5)}))
+    print(
+        json.dumps(
+            {
+                "path": str(r.path),
+                "bytes": r.bytes,
+                "quantised": r.quantised,
+                "min_cosine_vs_sentence_transformers": round(r.min_cosine, 5),
+            }
+        )
+    )
     return 0
 
 
@@ -79,7 +100,9 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--models", help="comma-separated models to keep")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--catalogue", help="catalogue TOML (default: built-in)")
-    t.add_argument("--registry-names", action="store_true", help="rename data models to catalogue ids by alias")
+    t.add_argument(
+        "--registry-names", action="store_true", help="rename data models to catalogue ids by alias"
+    )
     t.add_argument("--cost-from", choices=("data", "registry"), default="data")
     t.add_argument("--embedder", help="folder with embedder.onnx + tokenizer.json (default: shipped)")
     t.add_argument("--cache", help="embedding cache folder (default: ~/.cache/pureai/embeddings)")
@@ -106,7 +129,6 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     from models_registry import CatalogueError
-
     from router.errors import RouterError
 
     try:

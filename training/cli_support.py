@@ -33,14 +33,26 @@ def train(args: argparse.Namespace, command: str) -> int:
         from .embed_cache import default_cache_dir
 
         cache = default_cache_dir()
-    opts = Options(out=Path(args.out), seed=args.seed, embedder_dir=Path(args.embedder) if args.embedder else None,
-                   cache_dir=cache, cost_from=args.cost_from, knn_max=args.knn_max, force=args.force,
-                   progress=not args.quiet, command=command)
+    opts = Options(
+        out=Path(args.out),
+        seed=args.seed,
+        embedder_dir=Path(args.embedder) if args.embedder else None,
+        cache_dir=cache,
+        cost_from=args.cost_from,
+        knn_max=args.knn_max,
+        force=args.force,
+        progress=not args.quiet,
+        command=command,
+    )
     result = fit_router(data, catalogue, opts)
-    summary = {k: result[k] for k in ("brier", "ece", "seconds", "validation_prompts") if k in result}
+    summary: dict[str, object] = {
+        k: result[k] for k in ("brier", "ece", "seconds", "validation_prompts") if k in result
+    }
     if "curve" in result:
         summary["aiq"], summary["aiq_zero"] = result["curve"]["aiq"], result["curve"]["aiq_zero"]
-    print(json.dumps({"out": str(args.out), "models": len(data.models), "prompts": len(data.texts), **summary}))
+    print(
+        json.dumps({"out": str(args.out), "models": len(data.models), "prompts": len(data.texts), **summary})
+    )
     return 0
 
 
@@ -63,6 +75,15 @@ def evaluate(args: argparse.Namespace) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1), encoding="utf-8")
     c = result["curve"]
-    print(json.dumps({"prompts": result["prompts"], "aiq": round(c["aiq"], 4), "aiq_zero": round(c["aiq_zero"], 4),
-                      "apgr": c["apgr"], "selected_ece": round(result["selected_ece"], 4)}))
+    print(
+        json.dumps(
+            {
+                "prompts": result["prompts"],
+                "aiq": round(c["aiq"], 4),
+                "aiq_zero": round(c["aiq_zero"], 4),
+                "apgr": c["apgr"],
+                "selected_ece": round(result["selected_ece"], 4),
+            }
+        )
+    )
     return 0

@@ -49,10 +49,19 @@ class OutcomeData:
 
     def subset(self, rows: np.ndarray) -> OutcomeData:
         pick = [int(i) for i in rows]
-        return OutcomeData([self.prompt_ids[i] for i in pick], [self.texts[i] for i in pick],
-                           [self.tasks[i] for i in pick], [self.groups[i] for i in pick], list(self.models),
-                           self.scores[pick], self.costs[pick], self.out_tokens[pick], self.source,
-                           self.data_hash, list(self.notes))
+        return OutcomeData(
+            [self.prompt_ids[i] for i in pick],
+            [self.texts[i] for i in pick],
+            [self.tasks[i] for i in pick],
+            [self.groups[i] for i in pick],
+            list(self.models),
+            self.scores[pick],
+            self.costs[pick],
+            self.out_tokens[pick],
+            self.source,
+            self.data_hash,
+            list(self.notes),
+        )
 
 
 class _Builder:
@@ -95,9 +104,18 @@ class _Builder:
         keep = ~np.isnan(mats[0]).all(axis=1)
         rows = np.flatnonzero(keep)
         ids = list(self.index)
-        return OutcomeData([ids[i] for i in rows], [self.texts[i] for i in rows], [self.tasks[i] for i in rows],
-                           [self.groups[i] for i in rows], list(cols), mats[0][rows], mats[1][rows],
-                           mats[2][rows], source, data_hash)
+        return OutcomeData(
+            [ids[i] for i in rows],
+            [self.texts[i] for i in rows],
+            [self.tasks[i] for i in rows],
+            [self.groups[i] for i in rows],
+            list(cols),
+            mats[0][rows],
+            mats[1][rows],
+            mats[2][rows],
+            source,
+            data_hash,
+        )
 
 
 def file_hash(paths: Iterable[Path]) -> str:
@@ -112,12 +130,19 @@ def select_models(data: OutcomeData, models: list[str]) -> OutcomeData:
     """Keep these models' columns (in this order) and the prompts that have an outcome for one."""
     missing = [m for m in models if m not in data.models]
     if missing:
-        raise DataError(data.source, f"--models names {', '.join(missing)}, which have no outcome rows here "
-                                     f"(known: {', '.join(data.models[:20])}{' …' if len(data.models) > 20 else ''})",
-                        field="model")
+        raise DataError(
+            data.source,
+            f"--models names {', '.join(missing)}, which have no outcome rows here "
+            f"(known: {', '.join(data.models[:20])}{' …' if len(data.models) > 20 else ''})",
+            field="model",
+        )
     cols = [data.models.index(m) for m in models]
     data.models = list(models)
-    data.scores, data.costs, data.out_tokens = data.scores[:, cols], data.costs[:, cols], data.out_tokens[:, cols]
+    data.scores, data.costs, data.out_tokens = (
+        data.scores[:, cols],
+        data.costs[:, cols],
+        data.out_tokens[:, cols],
+    )
     return data.subset(np.flatnonzero(~np.isnan(data.scores).all(axis=1)))
 
 
@@ -130,7 +155,9 @@ def load(path: Path | str, models: list[str] | None = None) -> OutcomeData:
     elif path.is_dir():
         files = sorted(path.glob("*.jsonl"))
         if not files:
-            raise DataError(path, "neither a canonical folder (prompts.csv[.gz]) nor a folder of .jsonl files")
+            raise DataError(
+                path, "neither a canonical folder (prompts.csv[.gz]) nor a folder of .jsonl files"
+            )
         data = load_jsonl(files)
     else:
         data = load_jsonl([path])
@@ -142,8 +169,9 @@ def load(path: Path | str, models: list[str] | None = None) -> OutcomeData:
 
 
 # -- JSON Lines -------------------------------------------------------------------------------
-def _number(row: dict[str, Any], key: str, file: Path, line: int, lo: float, hi: float | None,
-            integer: bool = False) -> float:
+def _number(
+    row: dict[str, Any], key: str, file: Path, line: int, lo: float, hi: float | None, integer: bool = False
+) -> float:
     v = row.get(key)
     if v is None:
         return math.nan
@@ -195,7 +223,9 @@ def load_jsonl(files: list[Path]) -> OutcomeData:
             pid = row.get("prompt_id")
             if pid is not None and not isinstance(pid, str):
                 raise DataError(file, "must be a string", n, "prompt_id")
-            i = b.prompt(pid or "text:" + hashlib.sha1(row["prompt"].encode()).hexdigest(), row["prompt"], task, group)
+            i = b.prompt(
+                pid or "text:" + hashlib.sha1(row["prompt"].encode()).hexdigest(), row["prompt"], task, group
+            )
             b.outcome(i, row["model"], score, cost, out)
         if count == 0:
             raise DataError(file, "empty: no outcome rows")
@@ -220,7 +250,9 @@ def _csv_rows(file: Path, required: tuple[str, ...]) -> Iterator[tuple[int, dict
             header = reader.fieldnames or []
             for col in required:
                 if col not in header:
-                    raise DataError(file, f"missing column (header has {', '.join(header) or 'nothing'})", 1, col)
+                    raise DataError(
+                        file, f"missing column (header has {', '.join(header) or 'nothing'})", 1, col
+                    )
             n = 1
             for row in reader:
                 n = reader.line_num

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -20,8 +20,13 @@ def text_key(text: str) -> str:
     return hashlib.sha1(text.encode("utf-8")).hexdigest()
 
 
-def embed(texts: list[str], embedder: Embedder, embedder_sha: str, cache_dir: Path | None,
-          progress: Callable[..., object] | None = None) -> np.ndarray:
+def embed(
+    texts: list[str],
+    embedder: Embedder,
+    embedder_sha: str,
+    cache_dir: Path | None,
+    progress: Any = None,
+) -> np.ndarray:
     keys = [text_key(t) for t in texts]
     known: dict[str, np.ndarray] = {}
     file = None
@@ -33,7 +38,7 @@ def embed(texts: list[str], embedder: Embedder, embedder_sha: str, cache_dir: Pa
     missing = sorted({k: t for k, t in zip(keys, texts, strict=True) if k not in known}.items())
     step = 256
     chunks = range(0, len(missing), step)
-    for s in progress(chunks, desc="embed prompts", unit="batch") if progress else chunks:  # type: ignore[operator]
+    for s in progress(chunks, desc="embed prompts", unit="batch") if progress else chunks:
         part = missing[s : s + step]
         for (k, _), e in zip(part, embedder.embed([t for _, t in part]), strict=True):
             known[k] = e
@@ -42,4 +47,8 @@ def embed(texts: list[str], embedder: Embedder, embedder_sha: str, cache_dir: Pa
         tmp = file.with_suffix(".tmp.npz")
         np.savez(tmp, keys=np.array(list(known)), emb=np.stack(list(known.values())).astype(np.float32))
         os.replace(tmp, file)
-    return np.stack([known[k] for k in keys]).astype(np.float32) if keys else np.zeros((0, embedder.dim), np.float32)
+    return (
+        np.stack([known[k] for k in keys]).astype(np.float32)
+        if keys
+        else np.zeros((0, embedder.dim), np.float32)
+    )

@@ -1,8 +1,8 @@
 """Errors raised by the training CLI.
 
-    TrainingError        base class
-    ├── DataError        bad input data: names the file, the line (1-based, header = line 1) and the field
-    └── ExportError      an exported ONNX graph disagrees with the fitted model, or --out is unusable
+TrainingError        base class
+├── DataError        bad input data: names the file, the line (1-based, header = line 1) and the field
+└── ExportError      an exported ONNX graph disagrees with the fitted model, or --out is unusable
 """
 
 from __future__ import annotations
@@ -15,7 +15,9 @@ class TrainingError(Exception):
 
 
 class DataError(TrainingError, ValueError):
-    def __init__(self, file: Path | str, message: str, line: int | None = None, field: str | None = None) -> None:
+    def __init__(
+        self, file: Path | str, message: str, line: int | None = None, field: str | None = None
+    ) -> None:
         where = str(file) + (f":{line}" if line is not None else "")
         what = f" field {field!r}:" if field else ""
         super().__init__(f"{where}:{what} {message}")

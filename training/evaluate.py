@@ -33,6 +33,13 @@ def evaluate(data: OutcomeData, rt: Router) -> dict[str, Any]:
     r = np.arange(len(rows))
     sel_ece, table = metrics.ece(q_hat[r, picked], S[r, picked])
     pair_ece, _ = metrics.ece(q_hat.ravel(), S.ravel())
-    return {"prompts": len(rows), "models": data.models, "sweep": points,
-            "curve": metrics.curve_metrics(points, S, C, data.models), "selected_ece": sel_ece, "ece": pair_ece,
-            "reliability": table, "costs_imputed": int(np.isnan(data.costs[rows]).sum())}
+    return {
+        "prompts": len(rows),
+        "models": data.models,
+        "sweep": points,
+        "curve": metrics.curve_metrics(points, S, C, data.models),
+        "selected_ece": sel_ece,
+        "ece": pair_ece,
+        "reliability": table,
+        "costs_imputed": int(np.isnan(data.costs[rows]).sum()),
+    }

@@ -80,7 +80,10 @@ def export(out_dir: Path, quantise: bool = True, opset: int = 17) -> ExportResul
             str(fp32),
             input_names=["input_ids", "attention_mask"],
             output_names=["embedding"],
-            dynamic_axes={"input_ids": {0: "batch", 1: "tokens"}, "attention_mask": {0: "batch", 1: "tokens"}},
+            dynamic_axes={
+                "input_ids": {0: "batch", 1: "tokens"},
+                "attention_mask": {0: "batch", 1: "tokens"},
+            },
             opset_version=opset,
             dynamo=False,
         )

@@ -58,8 +58,9 @@ def softmax_head(E: np.ndarray, labels: list[str], classes: list[str]) -> Linear
     clf = LogisticRegression(C=1.0, max_iter=1000, class_weight="balanced").fit(E, y)
     if len(classes) == 2:  # sklearn keeps one coefficient row for two classes
         w = clf.coef_[0] / 2
-        return Linear(np.stack([-w, w], axis=1), np.array([-clf.intercept_[0] / 2, clf.intercept_[0] / 2]),
-                      "softmax")
+        return Linear(
+            np.stack([-w, w], axis=1), np.array([-clf.intercept_[0] / 2, clf.intercept_[0] / 2]), "softmax"
+        )
     return Linear(clf.coef_.T.astype(np.float64), clf.intercept_.astype(np.float64), "softmax")
 
 
@@ -72,7 +73,9 @@ def knn_mean(E_fit: np.ndarray, S_fit: np.ndarray, E: np.ndarray, k: int, fallba
         kk = min(k, sims.shape[1])
         top = np.argpartition(-sims, kk - 1, axis=1)[:, :kk]
         n = seen[top].sum(axis=1)
-        out[s : s + 1024] = np.where(n > 0, filled[top].sum(axis=1) / np.maximum(n, 1), fallback[s : s + 1024])
+        out[s : s + 1024] = np.where(
+            n > 0, filled[top].sum(axis=1) / np.maximum(n, 1), fallback[s : s + 1024]
+        )
     return out
 
 
@@ -125,7 +128,10 @@ class QualityFitter:
         counts: dict[str, int] = {}
         for g in data.groups:
             counts[g] = counts.get(g, 0) + 1
-        groups = [g if counts[g] >= MIN_GROUP else (t or "other") for g, t in zip(data.groups, data.tasks, strict=True)]
+        groups = [
+            g if counts[g] >= MIN_GROUP else (t or "other")
+            for g, t in zip(data.groups, data.tasks, strict=True)
+        ]
         self.groups_ = sorted(set(groups))
         self.group_idx_ = np.array([self.groups_.index(g) for g in groups])
         tasks = [t for t in data.tasks if t]
@@ -139,8 +145,16 @@ class QualityFitter:
             W[:, j], b[j] = soft_logistic(E[r], S[r, j], Cs[j])
         return Linear(W, b, "sigmoid")
 
-    def _parts(self, E: np.ndarray, data: OutcomeData, rows: np.ndarray, at: np.ndarray, lr: Linear,
-               k: int, group_head: Linear) -> Parts:
+    def _parts(
+        self,
+        E: np.ndarray,
+        data: OutcomeData,
+        rows: np.ndarray,
+        at: np.ndarray,
+        lr: Linear,
+        k: int,
+        group_head: Linear,
+    ) -> Parts:
         S = data.scores
         prior = np.nanmean(S[rows], axis=0)
         prior = np.where(np.isnan(prior), np.nanmean(S), prior)
@@ -167,8 +181,11 @@ class QualityFitter:
         parts = {k: self._parts(E, data, tr, va, lrs[C_best], k, group_head_tr) for k in K_GRID}
         self.k_ = max(K_GRID, key=lambda k: score(parts[k].knn))
         p = parts[self.k_]
-        grid = [dict(zip(("logreg", "knn", "table"), (a / 4, b / 4, (4 - a - b) / 4), strict=True))
-                for a in range(5) for b in range(5 - a)]
+        grid = [
+            dict(zip(("logreg", "knn", "table"), (a / 4, b / 4, (4 - a - b) / 4), strict=True))
+            for a in range(5)
+            for b in range(5 - a)
+        ]
         self.blend_ = max(grid, key=lambda w: score(p.blend(w)))
         self.calibration_ = self._calibrate(p.blend(self.blend_), S[va])
         self.validation_ = (tr, va, p, cost_tr)
@@ -179,18 +196,23 @@ class QualityFitter:
         self.capability_head_ = self._capability_head(E, data)
         self.complexity_head_, self.complexity_mean_ = self._complexity(E, S)
         prior = np.nanmean(S, axis=0)
-        self.group_table_ = group_means(self.group_idx_, S, len(self.groups_), np.where(np.isnan(prior), 0.5, prior))
+        self.group_table_ = group_means(
+            self.group_idx_, S, len(self.groups_), np.where(np.isnan(prior), 0.5, prior)
+        )
         self.out_table_ = self._out_tokens(data)
         seen = ~np.isnan(S)
         self.coverage_ = np.stack([seen[self.group_idx_ == g].mean(axis=0) for g in range(len(self.groups_))])
         self.cost_ = self._cost_model(data, everything)
-        self.reference_ = {"input_tokens": int(round(float(self._n_in(data).mean()))),
-                           "groups": self.group_head_(E).mean(axis=0).tolist()}
+        self.reference_ = {
+            "input_tokens": int(round(float(self._n_in(data).mean()))),
+            "groups": self.group_head_(E).mean(axis=0).tolist(),
+        }
         self._knn_memory(E, S)
         return self
 
-    def _scorer(self, data: OutcomeData, tr: np.ndarray, va: np.ndarray, cost: dict[str, Any],
-                groups_va: np.ndarray) -> Any:
+    def _scorer(
+        self, data: OutcomeData, tr: np.ndarray, va: np.ndarray, cost: dict[str, Any], groups_va: np.ndarray
+    ) -> Any:
         """Validation score of a quality matrix: AIQ of the cost_weight sweep on the held-out
         prompts that have every model's outcome (minus a hair of Brier to break ties), or minus
         the Brier score when too few such prompts exist."""
@@ -236,15 +258,17 @@ class QualityFitter:
             return {"a": 1.0, "b": 0.0}
         X = np.vstack([x, x])
         clf = LogisticRegression(C=1e4, max_iter=1000).fit(
-            X, np.r_[np.ones(len(y), int), np.zeros(len(y), int)], sample_weight=np.r_[y, 1 - y])
+            X, np.r_[np.ones(len(y), int), np.zeros(len(y), int)], sample_weight=np.r_[y, 1 - y]
+        )
         return {"a": float(clf.coef_[0, 0]), "b": float(clf.intercept_[0])}
 
     def _capability_head(self, E: np.ndarray, data: OutcomeData) -> Linear:
         rows = [i for i, t in enumerate(data.tasks) if t in self.capabilities_]
         if len(self.capabilities_) < 2:
             self.capabilities_ = self.capabilities_ or ["chat"]
-            return Linear(np.zeros((E.shape[1], len(self.capabilities_))), np.zeros(len(self.capabilities_)),
-                          "softmax")
+            return Linear(
+                np.zeros((E.shape[1], len(self.capabilities_))), np.zeros(len(self.capabilities_)), "softmax"
+            )
         return softmax_head(E[rows], [data.tasks[i] for i in rows], self.capabilities_)
 
     def _complexity(self, E: np.ndarray, S: np.ndarray) -> tuple[Linear, float]:
@@ -258,7 +282,9 @@ class QualityFitter:
         r = (np.nansum(resid, axis=1) + n * overall) / (n + 2.0) + 2.0 * overall / (n + 2.0)
         y = logit(np.clip(1.0 - r, 0.02, 0.98))
         reg = Ridge(alpha=1.0).fit(E, y)
-        head = Linear(reg.coef_.reshape(-1, 1).astype(np.float64), np.array([float(reg.intercept_)]), "sigmoid")
+        head = Linear(
+            reg.coef_.reshape(-1, 1).astype(np.float64), np.array([float(reg.intercept_)]), "sigmoid"
+        )
         return head, float(head(E).mean())
 
     def _out_tokens(self, data: OutcomeData) -> np.ndarray:
@@ -299,13 +325,27 @@ class QualityFitter:
 
     # -- outputs --------------------------------------------------------------------------------
     def heads(self) -> dict[str, Linear]:
-        return {"capabilities": self.capability_head_, "groups": self.group_head_, "quality": self.logreg_,
-                "complexity": self.complexity_head_}
+        return {
+            "capabilities": self.capability_head_,
+            "groups": self.group_head_,
+            "quality": self.logreg_,
+            "complexity": self.complexity_head_,
+        }
 
     def table(self, models: list[str], cost_from: str) -> dict[str, Any]:
-        return {"models": models, "capabilities": self.capabilities_, "groups": self.groups_,
-                "group_table": self.group_table_.tolist(), "out_tokens": self.out_table_.tolist(),
-                "blend": self.blend_, "calibration": self.calibration_, "knn_k": self.k_,
-                "complexity_mean": self.complexity_mean_, "cost": {"from": cost_from, **self.cost_},
-                "logreg_C": self.C_, "split": self.split_, "reference": self.reference_,
-                "coverage": np.round(self.coverage_, 4).tolist()}
+        return {
+            "models": models,
+            "capabilities": self.capabilities_,
+            "groups": self.groups_,
+            "group_table": self.group_table_.tolist(),
+            "out_tokens": self.out_table_.tolist(),
+            "blend": self.blend_,
+            "calibration": self.calibration_,
+            "knn_k": self.k_,
+            "complexity_mean": self.complexity_mean_,
+            "cost": {"from": cost_from, **self.cost_},
+            "logreg_C": self.C_,
+            "split": self.split_,
+            "reference": self.reference_,
+            "coverage": np.round(self.coverage_, 4).tolist(),
+        }

@@ -28,15 +28,22 @@ def choose(q_hat: np.ndarray, c_hat: np.ndarray, w: float, typical: np.ndarray |
     return np.argmin(np.where(best, c_hat, np.inf), axis=1)
 
 
-def sweep(q_hat: np.ndarray, c_hat: np.ndarray, scores: np.ndarray, costs: np.ndarray,
-          weights: tuple[float, ...] = WEIGHTS, typical: np.ndarray | None = None) -> list[dict[str, float]]:
+def sweep(
+    q_hat: np.ndarray,
+    c_hat: np.ndarray,
+    scores: np.ndarray,
+    costs: np.ndarray,
+    weights: tuple[float, ...] = WEIGHTS,
+    typical: np.ndarray | None = None,
+) -> list[dict[str, float]]:
     rows = np.arange(len(scores))
     typical = c_hat.mean(axis=0) if typical is None else typical
     points = []
     for w in weights:
         j = choose(q_hat, c_hat, w, typical)
-        points.append({"cost_weight": w, "cost": float(costs[rows, j].mean()),
-                       "quality": float(scores[rows, j].mean())})
+        points.append(
+            {"cost_weight": w, "cost": float(costs[rows, j].mean()), "quality": float(scores[rows, j].mean())}
+        )
     return points
 
 
@@ -51,7 +58,9 @@ def hull(costs: list[float], quals: list[float]) -> tuple[np.ndarray, np.ndarray
                 pareto.append((c, q))
     h: list[tuple[float, float]] = []
     for p in pareto:
-        while len(h) >= 2 and (h[-1][1] - h[-2][1]) * (p[0] - h[-2][0]) <= (p[1] - h[-2][1]) * (h[-1][0] - h[-2][0]):
+        while len(h) >= 2 and (h[-1][1] - h[-2][1]) * (p[0] - h[-2][0]) <= (p[1] - h[-2][1]) * (
+            h[-1][0] - h[-2][0]
+        ):
             h.pop()
         h.append(p)
     return np.array([x for x, _ in h]), np.array([y for _, y in h])
@@ -68,10 +77,13 @@ def area(xs: np.ndarray, ys: np.ndarray, lo: float, hi: float) -> float:
     return float(np.sum((b - a) * (ya + yb) / 2.0) / (hi - lo))
 
 
-def curve_metrics(points: list[dict[str, float]], scores: np.ndarray, costs: np.ndarray,
-                  models: list[str]) -> dict[str, Any]:
-    single = {m: {"cost": float(costs[:, j].mean()), "quality": float(scores[:, j].mean())}
-              for j, m in enumerate(models)}
+def curve_metrics(
+    points: list[dict[str, float]], scores: np.ndarray, costs: np.ndarray, models: list[str]
+) -> dict[str, Any]:
+    single = {
+        m: {"cost": float(costs[:, j].mean()), "quality": float(scores[:, j].mean())}
+        for j, m in enumerate(models)
+    }
     c = [s["cost"] for s in single.values()]
     q = [s["quality"] for s in single.values()]
     lo, hi = min(c), max(c)
@@ -84,8 +96,14 @@ def curve_metrics(points: list[dict[str, float]], scores: np.ndarray, costs: np.
         grid = np.linspace(c[cheap], c[best], 201)
         r = np.where(grid < rx[0] - 1e-18, 0.0, np.interp(grid, rx, ry))
         apgr = float(np.mean((r - q[cheap]) / (q[best] - q[cheap])))
-    return {"aiq": area(rx, ry, lo, hi), "aiq_zero": area(zx, zy, lo, hi), "apgr": apgr,
-            "single_models": single, "best_model": models[best], "cheapest_model": models[cheap]}
+    return {
+        "aiq": area(rx, ry, lo, hi),
+        "aiq_zero": area(zx, zy, lo, hi),
+        "apgr": apgr,
+        "single_models": single,
+        "best_model": models[best],
+        "cheapest_model": models[cheap],
+    }
 
 
 def ece(confidence: np.ndarray, outcome: np.ndarray, bins: int = 10) -> tuple[float, list[dict[str, float]]]:

@@ -1,7 +1,7 @@
 """Build heads.onnx: embedding -> capabilities, groups, quality, complexity (all linear heads).
 
-    capabilities = softmax(E @ Wc + bc)      groups  = softmax(E @ Wg + bg)
-    quality      = sigmoid(E @ Wq + bq)      complexity = sigmoid(E @ wx + bx)
+capabilities = softmax(E @ Wc + bc)      groups  = softmax(E @ Wg + bg)
+quality      = sigmoid(E @ Wq + bq)      complexity = sigmoid(E @ wx + bx)
 """
 
 from __future__ import annotations
@@ -39,19 +39,29 @@ def build(heads: dict[str, Linear], dim: int, path: Path) -> None:
     nodes, inits, outputs = [], [], []
     for name in HEADS:
         h = heads[name]
-        inits += [numpy_helper.from_array(h.weight.astype(np.float32), f"{name}_W"),
-                  numpy_helper.from_array(h.bias.astype(np.float32), f"{name}_b")]
-        nodes += [helper.make_node("MatMul", ["embedding", f"{name}_W"], [f"{name}_mm"]),
-                  helper.make_node("Add", [f"{name}_mm", f"{name}_b"], [f"{name}_z"])]
+        inits += [
+            numpy_helper.from_array(h.weight.astype(np.float32), f"{name}_W"),
+            numpy_helper.from_array(h.bias.astype(np.float32), f"{name}_b"),
+        ]
+        nodes += [
+            helper.make_node("MatMul", ["embedding", f"{name}_W"], [f"{name}_mm"]),
+            helper.make_node("Add", [f"{name}_mm", f"{name}_b"], [f"{name}_z"]),
+        ]
         if h.activation == "softmax":
             nodes.append(helper.make_node("Softmax", [f"{name}_z"], [name], axis=1))
         else:
             nodes.append(helper.make_node("Sigmoid", [f"{name}_z"], [name]))
         outputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, ["batch", h.weight.shape[1]]))
-    graph = helper.make_graph(nodes, "pureai_heads",
-                              [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", dim])],
-                              outputs, inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="pureai-train")
+    graph = helper.make_graph(
+        nodes,
+        "pureai_heads",
+        [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", dim])],
+        outputs,
+        inits,
+    )
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="pureai-train"
+    )
     model.ir_version = 9
     onnx.checker.check_model(model)
     onnx.save(model, str(path))
@@ -62,12 +72,19 @@ def verify(heads: dict[str, Linear], path: Path, emb: np.ndarray, tol: float = 1
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    got = dict(zip([o.name for o in session.get_outputs()],
-                   session.run(None, {"embedding": emb.astype(np.float32)}), strict=True))
+    got = dict(
+        zip(
+            [o.name for o in session.get_outputs()],
+            session.run(None, {"embedding": emb.astype(np.float32)}),
+            strict=True,
+        )
+    )
     worst = 0.0
     for name in HEADS:
         diff = float(np.max(np.abs(got[name] - heads[name](emb)))) if len(emb) else 0.0
         worst = max(worst, diff)
         if diff > tol:
-            raise ExportError(f"{path}: head {name!r} differs from the fitted model by {diff:.2e} (> {tol:g})")
+            raise ExportError(
+                f"{path}: head {name!r} differs from the fitted model by {diff:.2e} (> {tol:g})"
+            )
     return worst

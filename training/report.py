@@ -24,7 +24,9 @@ def _plots(folder: Path, result: dict[str, Any]) -> list[str]:
     if "sweep" in result:
         fig, ax = plt.subplots(figsize=(6, 4))
         pts = result["sweep"]
-        ax.plot([p["cost"] for p in pts], [p["quality"] for p in pts], "o-", label="router (cost_weight sweep)")
+        ax.plot(
+            [p["cost"] for p in pts], [p["quality"] for p in pts], "o-", label="router (cost_weight sweep)"
+        )
         for m, s in result["curve"]["single_models"].items():
             ax.plot(s["cost"], s["quality"], "s", label=m)
         ax.set_xscale("log")
@@ -51,27 +53,41 @@ def _plots(folder: Path, result: dict[str, Any]) -> list[str]:
 
 
 def markdown(result: dict[str, Any], manifest: dict[str, Any], plots: list[str]) -> str:
-    lines = ["# Router training report", "",
-             f"- data: `{manifest['data']['source']}` (sha256 `{manifest['data']['sha256'][:16]}…`), "
-             f"{manifest['data']['prompts']} prompts, {len(result['models'])} models",
-             f"- command: `{manifest['command']}`",
-             f"- held-out prompts: {result['validation_prompts']} (grouped by text; heads fitted on the other "
-             f"{result['train_prompts']})",
-             f"- Brier score {result['brier']:.4f}, calibration ECE {result['ece']:.4f}"
-             + (f", ECE of the selected model at cost_weight 0: {result['selected_ece']:.4f}"
-                if "selected_ece" in result else ""),
-             f"- hyper-parameters: {json.dumps(result['hyperparameters']['blend'])}, "
-             f"k = {result['hyperparameters']['knn_k']}",
-             f"- ONNX heads vs fitted models: max |diff| {result['onnx_max_abs_diff']:.1e}", ""]
+    lines = [
+        "# Router training report",
+        "",
+        f"- data: `{manifest['data']['source']}` (sha256 `{manifest['data']['sha256'][:16]}…`), "
+        f"{manifest['data']['prompts']} prompts, {len(result['models'])} models",
+        f"- command: `{manifest['command']}`",
+        f"- held-out prompts: {result['validation_prompts']} (grouped by text; heads fitted on the other "
+        f"{result['train_prompts']})",
+        f"- Brier score {result['brier']:.4f}, calibration ECE {result['ece']:.4f}"
+        + (
+            f", ECE of the selected model at cost_weight 0: {result['selected_ece']:.4f}"
+            if "selected_ece" in result
+            else ""
+        ),
+        f"- hyper-parameters: {json.dumps(result['hyperparameters']['blend'])}, "
+        f"k = {result['hyperparameters']['knn_k']}",
+        f"- ONNX heads vs fitted models: max |diff| {result['onnx_max_abs_diff']:.1e}",
+        "",
+    ]
     if "curve" in result:
         c = result["curve"]
         apgr = "n/a" if c["apgr"] is None else f"{c['apgr']:.3f}"
-        lines += ["## Quality-cost curve (held-out)", "",
-                  f"AIQ **{c['aiq']:.4f}** vs {c['aiq_zero']:.4f} for the best mix of single models; APGR {apgr}.",
-                  "", "| model | mean cost (USD) | mean quality |", "|---|---|---|"]
+        lines += [
+            "## Quality-cost curve (held-out)",
+            "",
+            f"AIQ **{c['aiq']:.4f}** vs {c['aiq_zero']:.4f} for the best mix of single models; APGR {apgr}.",
+            "",
+            "| model | mean cost (USD) | mean quality |",
+            "|---|---|---|",
+        ]
         lines += [f"| {m} | {s['cost']:.6f} | {s['quality']:.4f} |" for m, s in c["single_models"].items()]
         lines += ["", "| cost_weight | mean cost | mean quality |", "|---|---|---|"]
-        lines += [f"| {p['cost_weight']:.2f} | {p['cost']:.6f} | {p['quality']:.4f} |" for p in result["sweep"]]
+        lines += [
+            f"| {p['cost_weight']:.2f} | {p['cost']:.6f} | {p['quality']:.4f} |" for p in result["sweep"]
+        ]
         lines.append("")
     lines += [f"![{p}]({p})" for p in plots]
     return "\n".join(lines) + "\n"

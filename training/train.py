@@ -47,7 +47,9 @@ def rename_to_registry(data: OutcomeData, catalogue: Any) -> OutcomeData:
             cols = [j for j, n in enumerate(names) if n == name]
             block = mat[:, cols]
             seen = ~np.isnan(block)
-            out[:, k] = np.where(seen.any(axis=1), np.nansum(block, axis=1) / np.maximum(seen.sum(axis=1), 1), np.nan)
+            out[:, k] = np.where(
+                seen.any(axis=1), np.nansum(block, axis=1) / np.maximum(seen.sum(axis=1), 1), np.nan
+            )
         mats.append(out)
     data.models, (data.scores, data.costs, data.out_tokens) = merged, mats
     return data
@@ -58,11 +60,18 @@ def check_priced(data: OutcomeData, catalogue: Any, cost_from: str) -> None:
         has_cost = bool(np.isfinite(data.costs[:, j]).any())
         in_catalogue = m in catalogue.models
         if cost_from == "registry" and not in_catalogue:
-            raise DataError(data.source, f"unknown model {m!r}: --cost-from registry needs every model in the "
-                                         "catalogue", field="model")
+            raise DataError(
+                data.source,
+                f"unknown model {m!r}: --cost-from registry needs every model in the catalogue",
+                field="model",
+            )
         if not has_cost and not in_catalogue:
-            raise DataError(data.source, f"unknown model {m!r}: no cost_usd in the data and not in the catalogue, "
-                                         "so it cannot be priced", field="model")
+            raise DataError(
+                data.source,
+                f"unknown model {m!r}: no cost_usd in the data and not in the catalogue, "
+                "so it cannot be priced",
+                field="model",
+            )
 
 
 def _prepare_out(out: Path, force: bool) -> Path:
@@ -115,13 +124,24 @@ def train(data: OutcomeData, catalogue: Any, opts: Options) -> dict[str, Any]:
         result = validation_metrics(data, fitter, catalogue, opts.cost_from)
         result["onnx_max_abs_diff"] = parity
         result["seconds"] = round(time.time() - started, 1)
-        manifest = {"format": _artifacts.FORMAT, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                    "command": opts.command, "data": {"source": data.source, "sha256": data.data_hash,
-                                                      "prompts": len(data.texts), "models": data.models,
-                                                      "notes": data.notes},
-                    "seed": opts.seed, "embedder_source": str(src),
-                    "files": {n: {"sha256": _artifacts.sha256(tmp / n), "bytes": (tmp / n).stat().st_size}
-                              for n in _artifacts.FILES}}
+        manifest = {
+            "format": _artifacts.FORMAT,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "command": opts.command,
+            "data": {
+                "source": data.source,
+                "sha256": data.data_hash,
+                "prompts": len(data.texts),
+                "models": data.models,
+                "notes": data.notes,
+            },
+            "seed": opts.seed,
+            "embedder_source": str(src),
+            "files": {
+                n: {"sha256": _artifacts.sha256(tmp / n), "bytes": (tmp / n).stat().st_size}
+                for n in _artifacts.FILES
+            },
+        }
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1), encoding="utf-8")
         report.write(tmp / "report", result, manifest)
         _commit(tmp, opts.out)
@@ -131,7 +151,9 @@ def train(data: OutcomeData, catalogue: Any, opts: Options) -> dict[str, Any]:
     return result
 
 
-def validation_metrics(data: OutcomeData, fitter: QualityFitter, catalogue: Any, cost_from: str) -> dict[str, Any]:
+def validation_metrics(
+    data: OutcomeData, fitter: QualityFitter, catalogue: Any, cost_from: str
+) -> dict[str, Any]:
     """Metrics on the held-out fifth, with the heads fitted on the other four fifths."""
     tr, va, parts, cost_tr = fitter.validation_
     S = data.scores[va]
@@ -139,13 +161,25 @@ def validation_metrics(data: OutcomeData, fitter: QualityFitter, catalogue: Any,
     q = sigmoid(cal["a"] * logit(parts.blend(fitter.blend_)) + cal["b"])
     n_in = fitter._n_in(data)
     c_hat = expected_costs(data, fitter, catalogue, cost_from, cost_tr, n_in[va], parts.groups)
-    typical = expected_costs(data, fitter, catalogue, cost_from, cost_tr, n_in[tr], fitter.group_onehot(tr)).mean(0)
+    typical = expected_costs(
+        data, fitter, catalogue, cost_from, cost_tr, n_in[tr], fitter.group_onehot(tr)
+    ).mean(0)
     seen = ~np.isnan(S)
     conf_ece, table = metrics.ece(q[seen], S[seen])
-    out: dict[str, Any] = {"models": data.models, "validation_prompts": len(va), "train_prompts": len(tr),
-                           "hyperparameters": {"logreg_C": fitter.C_[0], "knn_k": fitter.k_, "blend": fitter.blend_,
-                                               "calibration": fitter.calibration_},
-                           "brier": float(np.mean((q[seen] - S[seen]) ** 2)), "ece": conf_ece, "reliability": table}
+    out: dict[str, Any] = {
+        "models": data.models,
+        "validation_prompts": len(va),
+        "train_prompts": len(tr),
+        "hyperparameters": {
+            "logreg_C": fitter.C_[0],
+            "knn_k": fitter.k_,
+            "blend": fitter.blend_,
+            "calibration": fitter.calibration_,
+        },
+        "brier": float(np.mean((q[seen] - S[seen]) ** 2)),
+        "ece": conf_ece,
+        "reliability": table,
+    }
     full = seen.all(axis=1)
     if full.sum() >= 10 and len(data.models) >= 2:
         costs = data.costs[va][full]
@@ -160,8 +194,15 @@ def validation_metrics(data: OutcomeData, fitter: QualityFitter, catalogue: Any,
     return out
 
 
-def expected_costs(data: OutcomeData, fitter: QualityFitter, catalogue: Any, cost_from: str, cost: dict[str, Any],
-                   n_in: np.ndarray, groups: np.ndarray) -> np.ndarray:
+def expected_costs(
+    data: OutcomeData,
+    fitter: QualityFitter,
+    catalogue: Any,
+    cost_from: str,
+    cost: dict[str, Any],
+    n_in: np.ndarray,
+    groups: np.ndarray,
+) -> np.ndarray:
     """(rows, M) expected USD: the learned cost model, or catalogue prices where it applies."""
     out = fitter._expected(cost, n_in, groups)
     out_tokens = groups @ fitter.out_table_

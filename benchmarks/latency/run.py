@@ -12,8 +12,8 @@ table. Speed is compared as ratios within this run; absolute numbers depend on t
 from __future__ import annotations
 
 import argparse
-import gzip
 import csv
+import gzip
 import json
 import os
 import resource
@@ -27,7 +27,14 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 DATA = ROOT.parent / "shared" / "routing-data" / "canonical" / "prompts.csv.gz"
-POOL = ["gpt-4o-mini", "gpt-4o", "claude-3-haiku", "codestral-latest", "llama-3.1-8b-instruct", "gemini-2.5-flash"]
+POOL = [
+    "gpt-4o-mini",
+    "gpt-4o",
+    "claude-3-haiku",
+    "codestral-latest",
+    "llama-3.1-8b-instruct",
+    "gemini-2.5-flash",
+]
 
 
 def prompts(n: int, seed: int = 0) -> list[str]:
@@ -39,15 +46,25 @@ def prompts(n: int, seed: int = 0) -> list[str]:
 
 def import_time() -> float:
     code = "import time; t=time.perf_counter(); import router; print(time.perf_counter()-t)"
-    runs = [float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                                 cwd=ROOT).stdout) for _ in range(5)]
+    runs = [
+        float(
+            subprocess.run(
+                [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
+            ).stdout
+        )
+        for _ in range(5)
+    ]
     return float(np.median(runs))
 
 
 def percentiles(ms: list[float]) -> dict[str, float]:
     a = np.array(ms)
-    return {"p50_ms": float(np.percentile(a, 50)), "p90_ms": float(np.percentile(a, 90)),
-            "p99_ms": float(np.percentile(a, 99)), "n": len(a)}
+    return {
+        "p50_ms": float(np.percentile(a, 50)),
+        "p90_ms": float(np.percentile(a, 90)),
+        "p99_ms": float(np.percentile(a, 99)),
+        "n": len(a),
+    }
 
 
 def main() -> int:
@@ -60,7 +77,9 @@ def main() -> int:
     from router import _router
 
     texts = prompts(args.n)
-    long_prompt = " ".join(["The committee reviewed the quarterly budget and the hiring plan in detail."] * 40)
+    long_prompt = " ".join(
+        ["The committee reviewed the quarterly budget and the hiring plan in detail."] * 40
+    )
     result: dict = {"import_router_s": import_time(), "machine": {"cpus": os.cpu_count()}}
     t0 = time.perf_counter()
     rt = router.Router.load()
@@ -81,10 +100,13 @@ def main() -> int:
             c = time.perf_counter()
             embed_only.append((b - a) * 1e3)
             total.append((c - b) * 1e3)
-        short = [m for m, n in zip(total, lengths) if n <= 64]
-        result[f"threads_{threads}"] = {"all": percentiles(total), "embed_only": percentiles(embed_only),
-                                        "prompts_le_64_tokens": percentiles(short),
-                                        "prompt_512_tokens": percentiles(total[-20:])}
+        short = [m for m, n in zip(total, lengths, strict=False) if n <= 64]
+        result[f"threads_{threads}"] = {
+            "all": percentiles(total),
+            "embed_only": percentiles(embed_only),
+            "prompts_le_64_tokens": percentiles(short),
+            "prompt_512_tokens": percentiles(total[-20:]),
+        }
         batch = texts[:256]
         a = time.perf_counter()
         rt.select_many(batch, models=POOL, cost_weight=0.5)
@@ -96,17 +118,24 @@ def main() -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "latency.json").write_text(json.dumps(result, indent=1))
-    print(f"import router: {result['import_router_s'] * 1e3:.0f} ms; Router.load: {result['load_s'] * 1e3:.0f} ms; "
-          f"RSS loaded {result['rss_mib_loaded']:.0f} MiB, peak {result['rss_mib_peak']:.0f} MiB; "
-          f"median prompt {result['tokens_median']:.0f} word pieces")
+    print(
+        f"import router: {result['import_router_s'] * 1e3:.0f} ms; Router.load: {result['load_s'] * 1e3:.0f} ms; "
+        f"RSS loaded {result['rss_mib_loaded']:.0f} MiB, peak {result['rss_mib_peak']:.0f} MiB; "
+        f"median prompt {result['tokens_median']:.0f} word pieces"
+    )
     print("| threads | prompts | p50 ms | p90 ms | p99 ms | embedder p50 ms | batched prompts/s |")
     print("|---|---|---|---|---|---|---|")
     for th in (1, 2):
         r = result[f"threads_{th}"]
-        for name, key in (("shared data, all", "all"), ("≤ 64 word pieces", "prompts_le_64_tokens"),
-                          ("512-token prompt", "prompt_512_tokens")):
-            print(f"| {th} | {name} | {r[key]['p50_ms']:.2f} | {r[key]['p90_ms']:.2f} | {r[key]['p99_ms']:.2f} | "
-                  f"{r['embed_only']['p50_ms']:.2f} | {r['batched_prompts_per_s']:.0f} |")
+        for name, key in (
+            ("shared data, all", "all"),
+            ("≤ 64 word pieces", "prompts_le_64_tokens"),
+            ("512-token prompt", "prompt_512_tokens"),
+        ):
+            print(
+                f"| {th} | {name} | {r[key]['p50_ms']:.2f} | {r[key]['p90_ms']:.2f} | {r[key]['p99_ms']:.2f} | "
+                f"{r['embed_only']['p50_ms']:.2f} | {r['batched_prompts_per_s']:.0f} |"
+            )
     return 0
 
 

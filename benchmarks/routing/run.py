@@ -28,12 +28,11 @@ TRANSFER = ("zeroeval-gsm8k", "zeroeval-math-l5", "zeroeval-crux")
 
 
 def run_one(scenario: str, seed: int, transfer: str | None = None) -> dict:
+    from adapter import PureAIRouter  # type: ignore[import-not-found]
     from routeeval.evaluate import evaluate_router, zero_router
     from routeeval.external import train_data
     from routeeval.routers import normalised_cost
     from routeeval.scenarios import build, indices, split_labels, transfer_labels
-
-    from adapter import PureAIRouter  # type: ignore[import-not-found]
 
     scn = build(scenario, None)
     labels = transfer_labels(scn, transfer, seed=seed) if transfer else split_labels(scn, seed=seed)
@@ -44,8 +43,27 @@ def run_one(scenario: str, seed: int, transfer: str | None = None) -> dict:
     router.fit(train_data(scn, labels, ncost))
     fit_s = time.perf_counter() - t0
     res = evaluate_router(router, scn, idx["test"])
-    return {"aiq": res["aiq"], "apgr": res.get("apgr"), "zero": zero_router(scn, idx["test"])["aiq"],
-            "fit_seconds": round(fit_s, 1), "test_prompts": int(len(idx["test"]))}
+    return {
+        "aiq": res["aiq"],
+        "apgr": res.get("apgr"),
+        "zero": zero_router(scn, idx["test"])["aiq"],
+        "fit_seconds": round(fit_s, 1),
+        "test_prompts": int(len(idx["test"])),
+        "confidence_ece": confidence_ece(router, scn),
+    }
+
+
+def confidence_ece(router, scn) -> float:
+    """ECE of the selected model's confidence against its real score, over every test decision."""
+    from training.metrics import ece
+
+    col = {m: j for j, m in enumerate(scn.pool)}
+    conf, outcome = [], []
+    for ids, models, confs in router.confidence.values():
+        rows = scn.rows(ids)
+        conf += confs
+        outcome += [float(scn.Q[r, col[m]]) for r, m in zip(rows, models, strict=True)]
+    return ece(np.array(conf), np.array(outcome))[0]
 
 
 def baselines() -> dict:
@@ -54,8 +72,10 @@ def baselines() -> dict:
 
 def table(results: dict, base: dict) -> tuple[str, dict]:
     seeds_base = base["seed_robustness"]
-    rows = ["| scenario | seeds | Zero | kNN | LR | best kNN/LR | **pureai** | Δ vs best kNN/LR | APGR |",
-            "|---|---|---|---|---|---|---|---|---|"]
+    rows = [
+        "| scenario | seeds | Zero | kNN | LR | best kNN/LR | **pureai** | Δ vs best kNN/LR | APGR | conf. ECE |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     summary: dict = {}
     deltas = []
     for scn, per_seed in results["scenarios"].items():
@@ -67,21 +87,36 @@ def table(results: dict, base: dict) -> tuple[str, dict]:
         best = max(knn, lr)
         apgr = [per_seed[str(s)]["apgr"] for s in seeds if per_seed[str(s)]["apgr"] is not None]
         deltas.append(ours - best)
-        summary[scn] = {"pureai": ours, "zero": zero, "knn": knn, "logreg": lr, "delta_vs_best": ours - best,
-                        "per_seed": [per_seed[str(s)]["aiq"] for s in seeds]}
-        rows.append(f"| {scn} | {len(seeds)} | {zero:.3f} | {knn:.3f} | {lr:.3f} | {best:.3f} | **{ours:.3f}** | "
-                    f"{ours - best:+.3f} | {np.mean(apgr):.3f} |" if apgr else
-                    f"| {scn} | {len(seeds)} | {zero:.3f} | {knn:.3f} | {lr:.3f} | {best:.3f} | **{ours:.3f}** | "
-                    f"{ours - best:+.3f} | — |")
+        summary[scn] = {
+            "pureai": ours,
+            "zero": zero,
+            "knn": knn,
+            "logreg": lr,
+            "delta_vs_best": ours - best,
+            "per_seed": [per_seed[str(s)]["aiq"] for s in seeds],
+        }
+        ece = np.mean([per_seed[str(s)].get("confidence_ece", np.nan) for s in seeds])
+        summary[scn]["confidence_ece"] = float(ece)
+        apgr_txt = f"{np.mean(apgr):.3f}" if apgr else "—"
+        rows.append(
+            f"| {scn} | {len(seeds)} | {zero:.3f} | {knn:.3f} | {lr:.3f} | {best:.3f} | **{ours:.3f}** | "
+            f"{ours - best:+.3f} | {apgr_txt} | {ece:.3f} |"
+        )
     if deltas:
         rows.append(f"| **mean Δ** | | | | | | | **{np.mean(deltas):+.3f}** | |")
         summary["mean_delta_vs_best"] = float(np.mean(deltas))
     if results.get("transfer"):
-        rows += ["", "| S1 leave-one-dataset-out (seed 0) | Zero | kNN | LR | **pureai** | Δ vs Zero |", "|---|---|---|---|---|---|"]
+        rows += [
+            "",
+            "| S1 leave-one-dataset-out (seed 0) | Zero | kNN | LR | **pureai** | Δ vs Zero |",
+            "|---|---|---|---|---|---|",
+        ]
         for ds, r in results["transfer"].items():
             b = base["transfer"]["S1"][ds]["routers"]
-            rows.append(f"| {ds} | {r['zero']:.3f} | {b['knn']['aiq']:.3f} | {b['logreg']['aiq']:.3f} | "
-                        f"**{r['aiq']:.3f}** | {r['aiq'] - r['zero']:+.3f} |")
+            rows.append(
+                f"| {ds} | {r['zero']:.3f} | {b['knn']['aiq']:.3f} | {b['logreg']['aiq']:.3f} | "
+                f"**{r['aiq']:.3f}** | {r['aiq'] - r['zero']:+.3f} |"
+            )
             summary.setdefault("transfer", {})[ds] = {"pureai": r["aiq"], "zero": r["zero"]}
     return "\n".join(rows) + "\n", summary
 
@@ -96,15 +131,23 @@ def main() -> int:
     sys.path[:0] = [str(HERE), str(ROOT), str(SHARED)]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                            text=True).stdout.strip()
-    results: dict = {"commit": commit, "created": time.strftime("%Y-%m-%d %H:%M:%S"), "scenarios": {},
-                     "transfer": {}}
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
+    results: dict = {
+        "commit": commit,
+        "created": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "scenarios": {},
+        "transfer": {},
+    }
     for scn in args.scenarios.split(","):
         for seed in (int(s) for s in args.seeds.split(",")):
             r = run_one(scn, seed)
             results["scenarios"].setdefault(scn, {})[str(seed)] = r
-            print(f"{scn} seed {seed}: AIQ {r['aiq']:.4f} (zero {r['zero']:.4f}, fit {r['fit_seconds']}s)", flush=True)
+            print(
+                f"{scn} seed {seed}: AIQ {r['aiq']:.4f} (zero {r['zero']:.4f}, fit {r['fit_seconds']}s)",
+                flush=True,
+            )
     if not args.no_transfer:
         for ds in TRANSFER:
             results["transfer"][ds] = r = run_one("S1", 0, transfer=ds)
