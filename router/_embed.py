@@ -19,7 +19,6 @@ class Embedder:
     HEAD_TOKENS = 84
     HEAD_CHARS = 4000  # characters tokenized from each end; enough for the kept word pieces
     TAIL_CHARS = 2000
-    BATCH = 64
 
     def __init__(self, model_path: Path, tokenizer_path: Path, threads: int = 0) -> None:
         self.tokenizer = Tokenizer.from_file(str(tokenizer_path))
@@ -36,41 +35,36 @@ class Embedder:
         self.session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
         self.dim = int(self.session.get_outputs()[0].shape[1] or 384)
 
+    def _ids(self, text: str) -> list[int]:
+        return list(self.tokenizer.encode(text, add_special_tokens=False).ids)
+
     def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
         """Word-piece ids per text, head + tail cut, with [CLS] and [SEP]."""
-        clipped = [
-            t
-            if len(t) <= self.HEAD_CHARS + self.TAIL_CHARS
-            else t[: self.HEAD_CHARS] + " " + t[-self.TAIL_CHARS :]
-            for t in texts
-        ]
-        encodings = self.tokenizer.encode_batch(clipped, add_special_tokens=False)
         budget = self.MAX_TOKENS - 2
         tail = budget - self.HEAD_TOKENS
         out = []
-        for enc in encodings:
-            ids = enc.ids
-            if len(ids) > budget:
-                ids = ids[: self.HEAD_TOKENS] + ids[-tail:]
+        for t in texts:
+            ids: list[int] | None = None
+            if len(t) > self.HEAD_CHARS + self.TAIL_CHARS:
+                # tokenize only the two ends; fall back to the whole text if an end is too sparse
+                head, end = self._ids(t[: self.HEAD_CHARS]), self._ids(t[-self.TAIL_CHARS :])
+                if len(head) > self.HEAD_TOKENS and len(end) > tail:
+                    ids = head[: self.HEAD_TOKENS] + end[-tail:]
+            if ids is None:
+                ids = self._ids(t)
+                if len(ids) > budget:
+                    ids = ids[: self.HEAD_TOKENS] + ids[-tail:]
             out.append([self._cls, *ids, self._sep])
         return out
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
-        """(len(texts), dim) float32, rows of unit length. Batched by similar length."""
-        ids = self.token_ids(texts)
-        out = np.empty((len(ids), self.dim), dtype=np.float32)
-        order = np.argsort([len(x) for x in ids], kind="stable")
-        for start in range(0, len(order), self.BATCH):
-            rows = order[start : start + self.BATCH]
-            out[rows] = self._run([ids[i] for i in rows])
-        return out
+        """(len(texts), dim) float32, rows of unit length.
 
-    def _run(self, batch: list[list[int]]) -> np.ndarray:
-        width = max(len(x) for x in batch)
-        input_ids = np.zeros((len(batch), width), dtype=np.int64)
-        mask = np.zeros((len(batch), width), dtype=np.int64)
-        for i, row in enumerate(batch):
-            input_ids[i, : len(row)] = row
-            mask[i, : len(row)] = 1
-        (emb,) = self.session.run(None, {"input_ids": input_ids, "attention_mask": mask})
-        return np.asarray(emb, dtype=np.float32)
+        One text per run: the int8 graph quantises activations with one scale per tensor, so a
+        batch (and its padding) would change every row's embedding."""
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        for i, ids in enumerate(self.token_ids(texts)):
+            row = np.asarray([ids], dtype=np.int64)
+            (emb,) = self.session.run(None, {"input_ids": row, "attention_mask": np.ones_like(row)})
+            out[i] = emb[0]
+        return out

@@ -14,7 +14,7 @@ from . import _artifacts, _score
 from ._decision import Decision
 from ._quality import Features, QualityModel, logit, sigmoid
 from ._text import Prompt, estimate_tokens, read_prompt
-from .errors import InputError, UnknownModelError
+from .errors import ArtifactError, InputError, UnknownModelError
 
 if TYPE_CHECKING:
     from models_registry import Catalogue, ModelEntry
@@ -31,19 +31,30 @@ class Router:
 
         self.artifacts = artifacts
         self.catalogue = catalogue
-        self.embedder = Embedder(artifacts.path("embedder.onnx"), artifacts.path("tokenizer.json"), threads)
-        table = artifacts.quality
-        self.quality = QualityModel(artifacts.path("heads.onnx"), artifacts.path("knn.npz"), table, threads)
-        self.cost_from: str = table["cost"]["from"]
-        self.cost_slope = np.asarray(table["cost"]["input_slope"], dtype=np.float64)
-        self.cost_base = np.asarray(table["cost"]["base"], dtype=np.float64)
-        self.cost_known = list(table["cost"]["known"])
-        self.complexity_mean = float(table["complexity_mean"])
-        self.reference_tokens = int(table["reference"]["input_tokens"])
-        self.reference_groups = np.asarray(table["reference"]["groups"], dtype=np.float64)
-        self.reference_out = self.reference_groups @ self.quality.out_table
+        try:
+            self.embedder = Embedder(
+                artifacts.path("embedder.onnx"), artifacts.path("tokenizer.json"), threads
+            )
+            table = artifacts.quality
+            self.quality = QualityModel(
+                artifacts.path("heads.onnx"), artifacts.path("knn.npz"), table, threads
+            )
+            self.cost_from: str = table["cost"]["from"]
+            self.cost_slope = np.asarray(table["cost"]["input_slope"], dtype=np.float64)
+            self.cost_base = np.asarray(table["cost"]["base"], dtype=np.float64)
+            self.cost_known = list(table["cost"]["known"])
+            self.complexity_mean = float(table["complexity_mean"])
+            self.reference_tokens = int(table["reference"]["input_tokens"])
+            self.reference_groups = np.asarray(table["reference"]["groups"], dtype=np.float64)
+            self.reference_out = self.reference_groups @ self.quality.out_table
+            self.coverage = np.asarray(table["coverage"], dtype=np.float64)  # (groups, learned models)
+        except ArtifactError:
+            raise
+        except Exception as exc:  # onnxruntime, numpy and JSON-shape errors all mean a bad artifact
+            raise ArtifactError(
+                f"{artifacts.root}: artifacts in a bad format ({type(exc).__name__}: {exc})"
+            ) from None
         self._column = self._learned_columns()
-        self.coverage = np.asarray(table["coverage"], dtype=np.float64)  # (groups, learned models)
         self._anchors = [(m, j) for m, j in self._column.items() if m in self.catalogue.models]
         self._prior_rows: dict[str, np.ndarray] = {}
         self._cache: OrderedDict[str, tuple[np.ndarray, ...]] = OrderedDict()
@@ -211,6 +222,8 @@ class Router:
     def select_many(
         self, prompts: Sequence[Prompt], models: Sequence[str] | None = None, cost_weight: float = 0.0
     ) -> list[Decision]:
+        if isinstance(prompts, str) or not isinstance(prompts, Sequence):
+            raise InputError("prompts must be a list of prompts (use select for one)", param="prompts")
         w = _check_weight(cost_weight)
         names = self._check_models(models)
         read = [read_prompt(p) for p in prompts]

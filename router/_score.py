@@ -14,8 +14,8 @@ import numpy as np
 
 from ._decision import Candidate
 
-QUALITY_STEP_LO = 0.002  # at w -> 0, pay up to this quality for the pool's dearest typical cost
-QUALITY_STEP_HI = 1.0  # at w -> 1, a quality gap this large is not worth the cheapest typical cost
+QUALITY_STEP_LO = 0.01  # at w -> 0, pay up to this quality for the pool's dearest typical cost
+QUALITY_STEP_HI = 0.5  # at w -> 1, a quality gap this large is not worth the cheapest typical cost
 
 
 def price_of_quality(cost_weight: float, typical_costs: np.ndarray) -> float:

@@ -185,7 +185,7 @@ def _number(
 
 def _jsonl_rows(file: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     try:
-        text = file.read_text(encoding="utf-8")
+        text = file.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
         raise DataError(file, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     for n, raw in enumerate(text.splitlines(), start=1):
@@ -209,7 +209,7 @@ def load_jsonl(files: list[Path]) -> OutcomeData:
             for key in ("prompt", "model"):
                 if not isinstance(row.get(key), str) or not row[key].strip():
                     raise DataError(file, "required, a non-empty string", n, key)
-            if "score" not in row:
+            if row.get("score") is None:
                 raise DataError(file, "required, a number in [0, 1]", n, "score")
             score = _number(row, "score", file, n, 0.0, 1.0)
             cost = _number(row, "cost_usd", file, n, 0.0, None)
@@ -245,7 +245,7 @@ def _csv_rows(file: Path, required: tuple[str, ...]) -> Iterator[tuple[int, dict
 
     opener = gzip.open if file.suffix == ".gz" else open
     try:
-        with opener(file, "rt", encoding="utf-8", newline="") as f:  # type: ignore[operator]
+        with opener(file, "rt", encoding="utf-8-sig", newline="") as f:  # type: ignore[operator]
             reader = csv.DictReader(f)
             header = reader.fieldnames or []
             for col in required:

@@ -31,7 +31,8 @@ def embed(
     known: dict[str, np.ndarray] = {}
     file = None
     if cache_dir is not None:
-        file = cache_dir / f"{embedder_sha[:16]}.npz"
+        cut = f"t{embedder.MAX_TOKENS}h{embedder.HEAD_TOKENS}b1"  # the cut and batching change embeddings too
+        file = cache_dir / f"{embedder_sha[:16]}-{cut}.npz"
         if file.is_file():
             with np.load(file) as f:
                 known = dict(zip(f["keys"].tolist(), f["emb"], strict=True))

@@ -20,16 +20,21 @@ from .onnx_heads import Linear
 C_GRID = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
 K_GRID = (10, 20, 50, 100)
 SHRINK = 10.0  # pseudo-count pulling group means toward the model mean
-MIN_GROUP = 20  # groups with fewer prompts fall back to their task label
+MIN_GROUP = 20
+FOLDS = 3  # validation folds (of five) for the hyper-parameters and the calibration
+COST_R2_MIN = 0.8  # held-out R² above which expected cost varies per prompt (else: per group)  # groups with fewer prompts fall back to their task label
 DEFAULT_OUT_TOKENS = 400.0
 
 
-def text_split(data: OutcomeData, seed: int, frac: float = 0.2) -> tuple[np.ndarray, np.ndarray]:
-    """Rows (train, validation): prompts with the same normalised text stay on one side."""
+def text_split(
+    data: OutcomeData, seed: int, frac: float = 0.2, fold: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rows (train, validation): validation is the `fold`-th slice of width `frac` of a seeded
+    hash of the normalised text, so prompts with the same text stay on one side."""
     keys = [" ".join(t.lower().split()) for t in data.texts]
     salt = str(seed).encode()
     u = np.array([int(hashlib.sha1(salt + k.encode()).hexdigest()[:8], 16) / 2**32 for k in keys])
-    va = u < frac
+    va = (u >= fold * frac) & (u < (fold + 1) * frac)
     return np.flatnonzero(~va), np.flatnonzero(va)
 
 
@@ -167,28 +172,57 @@ class QualityFitter:
     def fit(self, E: np.ndarray, data: OutcomeData) -> QualityFitter:
         S = data.scores
         self._labels(data)
-        tr, va = text_split(data, self.seed)
-        if len(va) < 10 or len(tr) < 10:
-            tr, va = np.arange(len(S)), np.arange(len(S))  # tiny data: no honest hold-out possible
-        self.split_ = {"train": len(tr), "validation": len(va)}
-        group_head_tr = softmax_head(E[tr], [self.groups_[g] for g in self.group_idx_[tr]], self.groups_)
-        cost_tr = self._cost_model(data, tr)
-        score = self._scorer(data, tr, va, cost_tr, group_head_tr(E[va]))
-        # one logistic C for every model and the k of the neighbour mean, by validation score
-        lrs = {C: self._fit_logreg(E, S, tr, [C] * S.shape[1]) for C in self._iter(C_GRID, "tune C")}
-        C_best = max(C_GRID, key=lambda C: score(lrs[C](E[va])))
-        self.C_ = [C_best] * S.shape[1]
-        parts = {k: self._parts(E, data, tr, va, lrs[C_best], k, group_head_tr) for k in K_GRID}
-        self.k_ = max(K_GRID, key=lambda k: score(parts[k].knn))
-        p = parts[self.k_]
-        grid = [
-            dict(zip(("logreg", "knn", "table"), (a / 4, b / 4, (4 - a - b) / 4), strict=True))
-            for a in range(5)
-            for b in range(5 - a)
+        folds = []
+        for fold in range(FOLDS):
+            tr, va = text_split(data, self.seed, fold=fold)
+            if len(va) < 10 or len(tr) < 10:
+                folds = [(np.arange(len(S)), np.arange(len(S)))]  # tiny data: no honest hold-out
+                break
+            folds.append((tr, va))
+        tr, va = folds[0]
+        self.split_ = {"train": len(tr), "validation": len(va), "folds": len(folds)}
+        # Per-prompt costs steer money to where it buys most only if they are predictable (cost
+        # mostly input); when output length dominates, the noise costs more than it buys.
+        self.cost_r2_ = self._cost_r2(data, tr, va)
+        self.per_prompt_cost_ = self.cost_r2_ >= COST_R2_MIN
+        # hyper-parameters by the summed validation score over the folds
+        C_score = dict.fromkeys(C_GRID, 0.0)
+        k_score = dict.fromkeys(K_GRID, 0.0)
+        grid: list[tuple[float, ...]] = [
+            (a / 4, b / 4, (4 - a - b) / 4) for a in range(5) for b in range(5 - a)
         ]
-        self.blend_ = max(grid, key=lambda w: score(p.blend(w)))
-        self.calibration_ = self._calibrate(p.blend(self.blend_), S[va])
-        self.validation_ = (tr, va, p, cost_tr)
+        blend_score: dict[tuple[float, ...], float] = dict.fromkeys(grid, 0.0)
+        per_fold = []
+        for tr, va in self._iter(folds, "tune (folds)"):
+            group_head_tr = softmax_head(E[tr], [self.groups_[g] for g in self.group_idx_[tr]], self.groups_)
+            cost_tr = self._cost_model(data, tr, self.per_prompt_cost_)
+            score = self._scorer(data, tr, va, cost_tr, group_head_tr(E[va]))
+            lrs = {C: self._fit_logreg(E, S, tr, [C] * S.shape[1]) for C in C_GRID}
+            for C in C_GRID:
+                C_score[C] += score(lrs[C](E[va]))
+            per_fold.append((tr, va, score, lrs, group_head_tr, cost_tr))
+        C_best = max(C_GRID, key=lambda C: C_score[C])
+        self.C_ = [C_best] * S.shape[1]
+        fold_parts = []
+        for tr, va, score, lrs, group_head_tr, cost_tr in per_fold:
+            parts = {k: self._parts(E, data, tr, va, lrs[C_best], k, group_head_tr) for k in K_GRID}
+            for k in K_GRID:
+                k_score[k] += score(parts[k].knn)
+            fold_parts.append((tr, va, score, parts, cost_tr))
+        self.k_ = max(K_GRID, key=lambda k: k_score[k])
+        for _, _, score, parts, _ in fold_parts:
+            for w in grid:
+                blend_score[w] += score(
+                    parts[self.k_].blend(dict(zip(("logreg", "knn", "table"), w, strict=True)))
+                )
+        best: tuple[float, ...] = max(grid, key=blend_score.__getitem__)
+        self.blend_ = dict(zip(("logreg", "knn", "table"), best, strict=True))
+        # calibration on the out-of-fold predictions of every fold
+        q_oof = np.concatenate([p[self.k_].blend(self.blend_) for _, _, _, p, _ in fold_parts])
+        s_oof = np.concatenate([S[va] for _, va, _, _, _ in fold_parts])
+        self.calibration_ = self._calibrate(q_oof, s_oof)
+        tr, va, _, parts, cost_tr = fold_parts[0]
+        self.validation_ = (tr, va, parts[self.k_], cost_tr)
         # final heads on every prompt
         everything = np.arange(len(S))
         self.logreg_ = self._fit_logreg(E, S, everything, self.C_)
@@ -202,7 +236,7 @@ class QualityFitter:
         self.out_table_ = self._out_tokens(data)
         seen = ~np.isnan(S)
         self.coverage_ = np.stack([seen[self.group_idx_ == g].mean(axis=0) for g in range(len(self.groups_))])
-        self.cost_ = self._cost_model(data, everything)
+        self.cost_ = self._cost_model(data, everything, self.per_prompt_cost_)
         self.reference_ = {
             "input_tokens": int(round(float(self._n_in(data).mean()))),
             "groups": self.group_head_(E).mean(axis=0).tolist(),
@@ -294,8 +328,21 @@ class QualityFitter:
         prior = np.where(np.isnan(model_mean), overall, model_mean)
         return group_means(self.group_idx_, T, len(self.groups_), prior)
 
-    def _cost_model(self, data: OutcomeData, subset: np.ndarray) -> dict[str, Any]:
-        """cost ~ slope_m * input_tokens + base[group, m], fitted per model with group effects."""
+    def _cost_r2(self, data: OutcomeData, tr: np.ndarray, va: np.ndarray) -> float:
+        """Held-out R² of the per-prompt cost model (mean over models with costs)."""
+        cost = self._cost_model(data, tr, per_prompt=True)
+        c_hat = self._expected(cost, self._n_in(data)[va], self.group_onehot(va))
+        r2 = []
+        for j in range(data.costs.shape[1]):
+            real = data.costs[va, j]
+            m = ~np.isnan(real)
+            if m.sum() >= 10 and np.var(real[m]) > 0:
+                r2.append(1 - float(np.mean((real[m] - c_hat[m, j]) ** 2)) / float(np.var(real[m])))
+        return float(np.mean(r2)) if r2 else 0.0
+
+    def _cost_model(self, data: OutcomeData, subset: np.ndarray, per_prompt: bool = True) -> dict[str, Any]:
+        """cost ~ slope_m * input_tokens + base[group, m], fitted per model with group effects;
+        with per_prompt False the slope is 0 and the base is the group's mean cost."""
         n_in = self._n_in(data)
         M, G = data.costs.shape[1], len(self.groups_)
         slope, base, known = np.zeros(M), np.zeros((G, M)), []
@@ -310,7 +357,7 @@ class QualityFitter:
                 m = g == k
                 dn[m] -= n[m].mean()
                 dc[m] -= c[m].mean()
-            slope[j] = max(float(dn @ dc / (dn @ dn)) if dn @ dn > 0 else 0.0, 0.0)
+            slope[j] = max(float(dn @ dc / (dn @ dn)) if dn @ dn > 0 and per_prompt else 0.0, 0.0)
             resid = (c - slope[j] * n).reshape(-1, 1)
             model_base = float(max(resid.mean(), 0.0))
             base[:, j] = np.maximum(group_means(g, resid, G, np.array([model_base]))[:, 0], 0.0)
@@ -345,6 +392,7 @@ class QualityFitter:
             "complexity_mean": self.complexity_mean_,
             "cost": {"from": cost_from, **self.cost_},
             "logreg_C": self.C_,
+            "cost_r2": round(self.cost_r2_, 4),
             "split": self.split_,
             "reference": self.reference_,
             "coverage": np.round(self.coverage_, 4).tolist(),
