@@ -52,6 +52,7 @@ class QualityModel:
         with np.load(knn_path) as knn:
             self.knn_emb = np.asarray(knn["embeddings"], dtype=np.float32)
             scores = np.asarray(knn["scores"], dtype=np.float32)
+            self.knn_tokens = np.asarray(knn["input_tokens"]) if "input_tokens" in knn else None
         self.knn_seen = ~np.isnan(scores)
         self.knn_scores = np.nan_to_num(scores)
 

@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 
 PRIOR_CONFIDENCE_SHRINK = 0.7  # confidence from catalogue priors is pulled toward 0.5 by this factor
 CACHE_SIZE = 4096
+REFERENCE = 256  # training prompts on which a pool's lambda table is calibrated
+TABLES = 256  # pools whose lambda tables are cached
 
 
 class Router:
@@ -45,8 +47,6 @@ class Router:
             self.cost_known = list(table["cost"]["known"])
             self.complexity_mean = float(table["complexity_mean"])
             self.reference_tokens = int(table["reference"]["input_tokens"])
-            self.reference_groups = np.asarray(table["reference"]["groups"], dtype=np.float64)
-            self.reference_out = self.reference_groups @ self.quality.out_table
             self.coverage = np.asarray(table["coverage"], dtype=np.float64)  # (groups, learned models)
         except ArtifactError:
             raise
@@ -58,6 +58,8 @@ class Router:
         self._anchors = [(m, j) for m, j in self._column.items() if m in self.catalogue.models]
         self._prior_rows: dict[str, np.ndarray] = {}
         self._cache: OrderedDict[str, tuple[np.ndarray, ...]] = OrderedDict()
+        self._tables: dict[tuple[str, ...], np.ndarray] = {}
+        self._reference_rows: tuple[list[tuple[np.ndarray, ...]], np.ndarray] | None = None
         self._lock = threading.Lock()
 
     @classmethod
@@ -172,23 +174,57 @@ class Router:
         out = float(out_tokens[j]) if j is not None else float(entry.expected_output_tokens)
         return (entry.input_per_mtok * n_in + entry.output_per_mtok * out) / 1e6
 
-    def typical_cost(self, name: str) -> float:
-        """Expected cost of a typical training prompt on this model: sets the pool's lambda span."""
-        return self._cost(name, self.reference_tokens, self.reference_groups, self.reference_out)
+    def _reference(self) -> tuple[list[tuple[np.ndarray, ...]], np.ndarray]:
+        """Feature rows and input tokens of up to REFERENCE training prompts (from the neighbour
+        memory), on which each pool's lambda table is calibrated."""
+        if self._reference_rows is None:
+            emb, tokens = self.quality.knn_emb, self.quality.knn_tokens
+            pick = np.random.default_rng(0).permutation(len(emb))[:REFERENCE]
+            if len(pick):
+                f = self.quality.features(emb[pick])
+                rows = [_row(f, i) for i in range(len(pick))]
+            else:
+                rows = []
+            n_in = tokens[pick] if tokens is not None else np.full(len(pick), self.reference_tokens)
+            self._reference_rows = (rows, np.asarray(n_in))
+        return self._reference_rows
 
-    def _decide(self, row: tuple[np.ndarray, ...], chars: int, models: list[str], w: float) -> Decision:
+    def lambda_table(self, models: Sequence[str]) -> np.ndarray:
+        """The pool's lambda per calibrated weight (cached per pool)."""
+        key = tuple(models)
+        table = self._tables.get(key)
+        if table is None:
+            rows, n_in = self._reference()
+            q = np.zeros((len(rows), len(key)))
+            c = np.zeros_like(q)
+            for r, (row, n) in enumerate(zip(rows, n_in, strict=True)):
+                q[r], c[r], _ = self._candidates(row, int(n), list(key))
+            table = _score.lambda_table(q, c)
+            with self._lock:
+                self._tables[key] = table
+                while len(self._tables) > TABLES:
+                    self._tables.pop(next(iter(self._tables)))
+        return table
+
+    def _candidates(
+        self, row: tuple[np.ndarray, ...], n_in: int, models: list[str]
+    ) -> tuple[np.ndarray, np.ndarray, list[str]]:
         caps, groups, complexity, quality, out_tokens = row
-        cx = float(complexity)
-        n_in = estimate_tokens(chars)
-        shift = self._anchor_shift(caps, cx, quality, groups)
+        shift = self._anchor_shift(caps, float(complexity), quality, groups)
         q, c, src = [], [], []
         for name in models:
             qm, source = self._quality(name, caps, quality, groups, shift)
             q.append(qm)
             src.append(source)
             c.append(self._cost(name, n_in, groups, out_tokens))
-        typical = np.array([self.typical_cost(m) for m in models])
-        ranked = _score.rank(models, np.array(q), np.array(c), src, w, typical)
+        return np.array(q), np.array(c), src
+
+    def _decide(self, row: tuple[np.ndarray, ...], chars: int, models: list[str], w: float) -> Decision:
+        caps, groups, complexity, quality, out_tokens = row
+        cx = float(complexity)
+        n_in = estimate_tokens(chars)
+        q, c, src = self._candidates(row, n_in, models)
+        ranked = _score.rank(models, q, c, src, w, self.lambda_table(models))
         best = ranked[0]
         confidence = (
             best.quality

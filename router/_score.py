@@ -3,9 +3,10 @@
 Utility is `quality - lambda(w) * expected cost in USD`: the Lagrangian of "best mean quality for a
 mean budget", so across many prompts the money goes where it buys the most quality (long prompts
 cost more everywhere and go cheaper sooner). `lambda(0) = 0` (best predicted quality, ties to the
-cheaper model), `lambda(1) = inf` (cheapest); in between lambda grows log-uniformly over a span set
-by the pool's typical costs, so the cost weights spread over the pool's cost range. For a fixed
-prompt the chosen model's expected cost never rises when `w` rises.
+cheaper model), `lambda(1) = inf` (cheapest). In between, lambda is calibrated per pool on reference
+prompts so that the mean expected cost of the choices falls log-evenly from the w = 0 choice to the
+cheapest model: a given cost_weight lands on a predictable point of this pool's cost range. lambda
+never decreases with w, so for a fixed prompt the chosen model's expected cost never rises.
 """
 
 from __future__ import annotations
@@ -14,20 +15,50 @@ import numpy as np
 
 from ._decision import Candidate
 
-QUALITY_STEP_LO = 0.01  # at w -> 0, pay up to this quality for the pool's dearest typical cost
-QUALITY_STEP_HI = 0.5  # at w -> 1, a quality gap this large is not worth the cheapest typical cost
+GRID = tuple(round(0.05 * i, 2) for i in range(21))  # weights at which lambda is calibrated
+CANDIDATES = 400  # lambdas tried, log-spaced over the pool's span
 
 
-def price_of_quality(cost_weight: float, typical_costs: np.ndarray) -> float:
-    """lambda(w) in quality per USD for a pool whose models' typical request costs are given."""
+def _choice_cost(quality: np.ndarray, cost: np.ndarray, lam: float) -> float:
+    u = utilities(quality, cost, lam)
+    best = u >= u.max(axis=1, keepdims=True)
+    return float(np.min(np.where(best, cost, np.inf), axis=1).mean())
+
+
+def lambda_table(quality: np.ndarray, cost: np.ndarray) -> np.ndarray:
+    """lambda at each weight of GRID from predicted (rows, models) quality and cost matrices."""
+    table = np.zeros(len(GRID))
+    table[-1] = np.inf
+    lo, hi = float(np.min(cost)), float(np.max(cost))
+    if len(quality) == 0 or quality.shape[1] < 2 or hi <= 0:
+        table[1:-1] = np.geomspace(1e-3, 1e3, len(GRID) - 2) / max(hi, 1e-12)
+        return table
+    lams = np.geomspace(1e-4 / hi, 1e2 / max(lo, hi * 1e-6), CANDIDATES)
+    spent = np.array([_choice_cost(quality, cost, lam) for lam in lams])
+    top, bottom = _choice_cost(quality, cost, 0.0), float(np.min(cost, axis=1).mean())
+    for i, w in enumerate(GRID[1:-1], start=1):
+        target = np.exp((1 - w) * np.log(max(top, 1e-12)) + w * np.log(max(bottom, 1e-12)))
+        ok = np.flatnonzero(spent <= target * (1 + 1e-9))
+        table[i] = lams[ok[0]] if len(ok) else lams[-1]
+    table[1:-1] = np.maximum.accumulate(table[1:-1])
+    return table
+
+
+def price_of_quality(cost_weight: float, table: np.ndarray) -> float:
+    """lambda(w) in quality per USD: the calibrated table, log-interpolated between its weights."""
     if cost_weight <= 0:
         return 0.0
     if cost_weight >= 1:
         return float("inf")
-    hi = float(np.max(typical_costs))
-    lo = max(float(np.min(typical_costs)), hi * 1e-4, 1e-12)
-    lam_lo, lam_hi = QUALITY_STEP_LO / hi, QUALITY_STEP_HI / lo
-    return float(lam_lo * (lam_hi / lam_lo) ** cost_weight)
+    step = GRID[1]
+    i = int(cost_weight // step)
+    if i == 0:
+        return float(table[1] * cost_weight / step)
+    if i >= len(GRID) - 2:
+        return float(table[-2] * (1 - GRID[-2]) / (1 - cost_weight))
+    a, b = table[i], table[i + 1]
+    t = (cost_weight - GRID[i]) / step
+    return float(np.exp((1 - t) * np.log(a) + t * np.log(b))) if a > 0 and b > 0 else float(a)
 
 
 def utilities(quality: np.ndarray, cost: np.ndarray, lam: float) -> np.ndarray:
@@ -43,9 +74,9 @@ def rank(
     cost: np.ndarray,
     sources: list[str],
     cost_weight: float,
-    typical_costs: np.ndarray,
+    table: np.ndarray,
 ) -> list[Candidate]:
-    utility = utilities(quality, cost, price_of_quality(cost_weight, typical_costs))
+    utility = utilities(quality, cost, price_of_quality(cost_weight, table))
     order = sorted(range(len(models)), key=lambda j: (-utility[j], cost[j], -quality[j], models[j]))
     return [
         Candidate(models[j], float(quality[j]), float(cost[j]), float(utility[j]), sources[j]) for j in order

@@ -28,9 +28,9 @@ def evaluate(data: OutcomeData, rt: Router) -> dict[str, Any]:
             q_hat[i, col[c.model]], c_hat[i, col[c.model]] = c.quality, c.cost_usd
     S = data.scores[rows]
     C = np.where(np.isnan(data.costs[rows]), c_hat, data.costs[rows])
-    typical = np.array([rt.typical_cost(m) for m in data.models])
-    points = metrics.sweep(q_hat, c_hat, S, C, typical=typical)
-    picked = metrics.choose(q_hat, c_hat, 0.0, typical)
+    lambdas = rt.lambda_table(data.models)
+    points = metrics.sweep(q_hat, c_hat, S, C, table=lambdas)
+    picked = metrics.choose(q_hat, c_hat, 0.0, lambdas)
     r = np.arange(len(rows))
     sel_ece, table = metrics.ece(q_hat[r, picked], S[r, picked])
     pair_ece, _ = metrics.ece(q_hat.ravel(), S.ravel())

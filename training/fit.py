@@ -172,6 +172,7 @@ class QualityFitter:
     def fit(self, E: np.ndarray, data: OutcomeData) -> QualityFitter:
         S = data.scores
         self._labels(data)
+        self._data = data
         folds = []
         for fold in range(FOLDS):
             tr, va = text_split(data, self.seed, fold=fold)
@@ -258,12 +259,11 @@ class QualityFitter:
             return lambda q: -brier(q, S)
         n_in = self._n_in(data)
         c_hat = self._expected(cost, n_in[va], groups_va)[full]
-        typical = self._expected(cost, n_in[tr], self.group_onehot(tr)).mean(axis=0)
         real = np.where(np.isnan(data.costs[va][full]), c_hat, data.costs[va][full])
         models = list(data.models)
 
         def score(q: np.ndarray) -> float:
-            pts = metrics.sweep(q[full], c_hat, S[full], real, typical=typical)
+            pts = metrics.sweep(q[full], c_hat, S[full], real)
             return metrics.curve_metrics(pts, S[full], real, models)["aiq"] - 1e-3 * brier(q, S)
 
         return score
@@ -368,6 +368,7 @@ class QualityFitter:
         if len(rows) > self.knn_max:
             rows = np.sort(np.random.default_rng(self.seed).choice(rows, self.knn_max, replace=False))
         self.knn_embeddings_ = E[rows].astype(np.float16)
+        self.knn_tokens_ = self._n_in(self._data)[rows].astype(np.int32)
         self.knn_scores_ = S[rows].astype(np.float16)
 
     # -- outputs --------------------------------------------------------------------------------

@@ -11,19 +11,16 @@ from typing import Any
 
 import numpy as np
 
-from router._score import price_of_quality
+from router._score import lambda_table, price_of_quality, utilities
 
 WEIGHTS = tuple(round(0.05 * i, 2) for i in range(21))
 
 
-def choose(q_hat: np.ndarray, c_hat: np.ndarray, w: float, typical: np.ndarray | None = None) -> np.ndarray:
+def choose(q_hat: np.ndarray, c_hat: np.ndarray, w: float, table: np.ndarray | None = None) -> np.ndarray:
     """Column per row under the router's rule (router._score): ties to the cheaper model.
-    `typical`: each model's typical cost (default: its mean expected cost over these rows)."""
-    lam = price_of_quality(w, c_hat.mean(axis=0) if typical is None else typical)
-    if np.isinf(lam):
-        u = np.round(-c_hat / np.maximum(c_hat.max(axis=1, keepdims=True), 1e-12), 12)
-    else:
-        u = np.round(q_hat - lam * c_hat, 12)
+    `table`: lambda per weight (default: calibrated on these rows' predictions)."""
+    lam = price_of_quality(w, lambda_table(q_hat, c_hat) if table is None else table)
+    u = utilities(q_hat, c_hat, lam)
     best = u >= u.max(axis=1, keepdims=True)
     return np.argmin(np.where(best, c_hat, np.inf), axis=1)
 
@@ -34,13 +31,13 @@ def sweep(
     scores: np.ndarray,
     costs: np.ndarray,
     weights: tuple[float, ...] = WEIGHTS,
-    typical: np.ndarray | None = None,
+    table: np.ndarray | None = None,
 ) -> list[dict[str, float]]:
     rows = np.arange(len(scores))
-    typical = c_hat.mean(axis=0) if typical is None else typical
+    table = lambda_table(q_hat, c_hat) if table is None else table
     points = []
     for w in weights:
-        j = choose(q_hat, c_hat, w, typical)
+        j = choose(q_hat, c_hat, w, table)
         points.append(
             {"cost_weight": w, "cost": float(costs[rows, j].mean()), "quality": float(scores[rows, j].mean())}
         )

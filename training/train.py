@@ -120,7 +120,12 @@ def train(data: OutcomeData, catalogue: Any, opts: Options) -> dict[str, Any]:
         parity = onnx_heads.verify(heads, tmp / "heads.onnx", sample)
         table = fitter.table(data.models, opts.cost_from)
         (tmp / "quality.json").write_text(json.dumps(table, indent=1), encoding="utf-8")
-        np.savez_compressed(tmp / "knn.npz", embeddings=fitter.knn_embeddings_, scores=fitter.knn_scores_)
+        np.savez_compressed(
+            tmp / "knn.npz",
+            embeddings=fitter.knn_embeddings_,
+            scores=fitter.knn_scores_,
+            input_tokens=fitter.knn_tokens_,
+        )
         result = validation_metrics(data, fitter, catalogue, opts.cost_from)
         result["onnx_max_abs_diff"] = parity
         result["seconds"] = round(time.time() - started, 1)
@@ -161,9 +166,6 @@ def validation_metrics(
     q = sigmoid(cal["a"] * logit(parts.blend(fitter.blend_)) + cal["b"])
     n_in = fitter._n_in(data)
     c_hat = expected_costs(data, fitter, catalogue, cost_from, cost_tr, n_in[va], parts.groups)
-    typical = expected_costs(
-        data, fitter, catalogue, cost_from, cost_tr, n_in[tr], fitter.group_onehot(tr)
-    ).mean(0)
     seen = ~np.isnan(S)
     conf_ece, table = metrics.ece(q[seen], S[seen])
     out: dict[str, Any] = {
@@ -184,7 +186,7 @@ def validation_metrics(
     if full.sum() >= 10 and len(data.models) >= 2:
         costs = data.costs[va][full]
         costs = np.where(np.isnan(costs), c_hat[full], costs)
-        points = metrics.sweep(q[full], c_hat[full], S[full], costs, typical=typical)
+        points = metrics.sweep(q[full], c_hat[full], S[full], costs)
         out["sweep"] = points
         out["curve"] = metrics.curve_metrics(points, S[full], costs, data.models)
         chosen = metrics.choose(q[full], c_hat[full], 0.0)
