@@ -38,7 +38,7 @@ test: install-dev lint
 artifacts: install-dev
 	$(VENV)/bin/pureai export-embedder --out router/artifacts
 	$(VENV)/bin/pureai train --data ../shared/routing-data/canonical --registry-names --cost-from registry \
-		--models $(SHIPPED_MODELS) --knn-max 8000 --out router/artifacts --force
+		--models $(SHIPPED_MODELS) --knn-max 8000 --folds 1 --out router/artifacts --force
 
 bench-routing: install-dev
 	$(PY) benchmarks/routing/run.py

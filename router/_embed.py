@@ -15,8 +15,10 @@ from tokenizers import Tokenizer
 
 
 class Embedder:
-    MAX_TOKENS = 128  # including [CLS] and [SEP]
-    HEAD_TOKENS = 84
+    # 64 word pieces (with [CLS] and [SEP]): routing quality on ../shared/routeeval matched 128 within
+    # noise (S1/S3/S4a, seeds 0-2) at half the latency; see benchmarks/routing and the README.
+    MAX_TOKENS = 64
+    HEAD_TOKENS = 41
     HEAD_CHARS = 4000  # characters tokenized from each end; enough for the kept word pieces
     TAIL_CHARS = 2000
 

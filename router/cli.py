@@ -108,6 +108,14 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--cache", help="embedding cache folder (default: ~/.cache/pureai/embeddings)")
     t.add_argument("--no-cache", action="store_true")
     t.add_argument("--knn-max", type=int, default=20000, help="training prompts kept for the neighbour mean")
+    t.add_argument(
+        "--folds",
+        type=int,
+        choices=range(1, 6),
+        default=5,
+        metavar="1-5",
+        help="validation folds for tuning and calibration (default 5; 1 is 5x faster)",
+    )
     t.add_argument("--force", action="store_true", help="replace a non-empty --out")
     t.add_argument("--quiet", action="store_true", help="no progress bars")
     t.set_defaults(func=cmd_train)

@@ -40,6 +40,7 @@ def train(args: argparse.Namespace, command: str) -> int:
         cache_dir=cache,
         cost_from=args.cost_from,
         knn_max=args.knn_max,
+        folds=args.folds,
         force=args.force,
         progress=not args.quiet,
         command=command,

@@ -45,7 +45,7 @@ def embed(
             known[k] = e
     if file is not None and missing:
         file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = file.with_suffix(".tmp.npz")
+        tmp = file.with_name(f".{file.stem}.{os.getpid()}.tmp.npz")
         np.savez(tmp, keys=np.array(list(known)), emb=np.stack(list(known.values())).astype(np.float32))
         os.replace(tmp, file)
     return (

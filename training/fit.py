@@ -18,10 +18,10 @@ from .data import CAPABILITIES, OutcomeData
 from .onnx_heads import Linear
 
 C_GRID = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
-K_GRID = (10, 20, 50, 100)
+K_GRID = (10, 20, 50, 100, 200)
 SHRINK = 10.0  # pseudo-count pulling group means toward the model mean
 MIN_GROUP = 20
-FOLDS = 3  # validation folds (of five) for the hyper-parameters and the calibration
+FOLDS = 5  # validation folds (of five) for the hyper-parameters and the calibration
 COST_R2_MIN = 0.8  # held-out R² above which expected cost varies per prompt (else: per group)  # groups with fewer prompts fall back to their task label
 DEFAULT_OUT_TOKENS = 400.0
 
@@ -120,8 +120,9 @@ class Parts:
 
 
 class QualityFitter:
-    def __init__(self, seed: int = 0, knn_max: int = 20000, progress: Any = None) -> None:
+    def __init__(self, seed: int = 0, knn_max: int = 20000, progress: Any = None, folds: int = FOLDS) -> None:
         self.seed = seed
+        self.folds = folds
         self.knn_max = knn_max
         self.progress = progress  # callable(iterable, desc) -> iterable, e.g. tqdm
 
@@ -174,7 +175,7 @@ class QualityFitter:
         self._labels(data)
         self._data = data
         folds = []
-        for fold in range(FOLDS):
+        for fold in range(max(1, min(self.folds, 5))):
             tr, va = text_split(data, self.seed, fold=fold)
             if len(va) < 10 or len(tr) < 10:
                 folds = [(np.arange(len(S)), np.arange(len(S)))]  # tiny data: no honest hold-out

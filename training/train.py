@@ -31,6 +31,7 @@ class Options:
     cache_dir: Path | None = None
     cost_from: str = "data"  # "data": learned from cost_usd; "registry": catalogue prices x tokens
     knn_max: int = 20000
+    folds: int = 5  # validation folds (of five) for the hyper-parameters and the calibration
     force: bool = False
     progress: bool = True
     command: str = ""
@@ -110,7 +111,9 @@ def train(data: OutcomeData, catalogue: Any, opts: Options) -> dict[str, Any]:
         embedder = Embedder(src / "embedder.onnx", src / "tokenizer.json")
         emb_sha = _artifacts.sha256(src / "embedder.onnx")
         E = embed_cache.embed(data.texts, embedder, emb_sha, opts.cache_dir, progress)
-        fitter = QualityFitter(seed=opts.seed, knn_max=opts.knn_max, progress=progress).fit(E, data)
+        fitter = QualityFitter(seed=opts.seed, knn_max=opts.knn_max, progress=progress, folds=opts.folds).fit(
+            E, data
+        )
         shutil.copyfile(src / "embedder.onnx", tmp / "embedder.onnx")
         shutil.copyfile(src / "tokenizer.json", tmp / "tokenizer.json")
         heads = fitter.heads()
