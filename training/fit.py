@@ -53,14 +53,18 @@ def soft_logistic(E: np.ndarray, s: np.ndarray, C: float) -> tuple[np.ndarray, f
     return clf.coef_[0].astype(np.float64), float(clf.intercept_[0])
 
 
-def softmax_head(E: np.ndarray, labels: list[str], classes: list[str]) -> Linear:
+def softmax_head(
+    E: np.ndarray, labels: list[str], classes: list[str], weights: np.ndarray | None = None
+) -> Linear:
+    """Multinomial logistic head; classes balanced unless `weights` are given."""
     from sklearn.linear_model import LogisticRegression
 
     dim = E.shape[1]
     if len(classes) == 1:
         return Linear(np.zeros((dim, 1)), np.zeros(1), "softmax")
     y = np.array([classes.index(x) for x in labels])
-    clf = LogisticRegression(C=1.0, max_iter=1000, class_weight="balanced").fit(E, y)
+    clf = LogisticRegression(C=1.0, max_iter=1000, class_weight=None if weights is not None else "balanced")
+    clf.fit(E, y, sample_weight=weights)
     if len(classes) == 2:  # sklearn keeps one coefficient row for two classes
         w = clf.coef_[0] / 2
         return Linear(
@@ -120,7 +124,15 @@ class Parts:
 
 
 class QualityFitter:
-    def __init__(self, seed: int = 0, knn_max: int = 20000, progress: Any = None, folds: int = FOLDS) -> None:
+    def __init__(
+        self,
+        seed: int = 0,
+        knn_max: int = 20000,
+        progress: Any = None,
+        folds: int = FOLDS,
+        seeds: tuple[np.ndarray, list[str]] | None = None,
+    ) -> None:
+        self.seeds = seeds  # (embeddings, task labels) of the capability seed prompts
         self.seed = seed
         self.folds = folds
         self.knn_max = knn_max
@@ -298,7 +310,25 @@ class QualityFitter:
         return {"a": float(clf.coef_[0, 0]), "b": float(clf.intercept_[0])}
 
     def _capability_head(self, E: np.ndarray, data: OutcomeData) -> Linear:
-        rows = [i for i, t in enumerate(data.tasks) if t in self.capabilities_]
+        """Capability head on the data's task labels plus the seed prompts (typical user requests
+        per capability, training/seeds/), which carry half of each class's weight: benchmark
+        prompts alone teach the head that every short imperative request is chat."""
+        rows = [i for i, t in enumerate(data.tasks) if t in CAPABILITIES]
+        if self.seeds is not None:
+            E_seed, seed_tasks = self.seeds
+            self.capabilities_ = list(CAPABILITIES)
+            X = np.vstack([E[rows], E_seed])
+            labels = [data.tasks[i] for i in rows] + list(seed_tasks)
+            is_seed = np.r_[np.zeros(len(rows), bool), np.ones(len(seed_tasks), bool)]
+            weights = np.zeros(len(labels))
+            for c in CAPABILITIES:
+                in_c = np.array([lab == c for lab in labels])
+                for part, share in ((in_c & ~is_seed, 0.5), (in_c & is_seed, 0.5)):
+                    other = in_c & ~part
+                    if part.any():
+                        weights[part] = (share if other.any() else 1.0) / part.sum()
+            return softmax_head(X, labels, self.capabilities_, weights * len(labels) / len(CAPABILITIES))
+        rows = [i for i in rows if data.tasks[i] in self.capabilities_]
         if len(self.capabilities_) < 2:
             self.capabilities_ = self.capabilities_ or ["chat"]
             return Linear(

@@ -75,6 +75,12 @@ def check_priced(data: OutcomeData, catalogue: Any, cost_from: str) -> None:
             )
 
 
+def capability_seeds() -> tuple[list[str], list[str]]:
+    """The shipped seed prompts per capability (training/seeds/capabilities.jsonl)."""
+    rows = [json.loads(line) for line in (Path(__file__).parent / "seeds" / "capabilities.jsonl").open()]
+    return [r["prompt"] for r in rows], [r["task"] for r in rows]
+
+
 def _prepare_out(out: Path, force: bool) -> Path:
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
         raise ExportError(f"{out}: exists and is not empty (use --force to replace it)")
@@ -83,6 +89,7 @@ def _prepare_out(out: Path, force: bool) -> Path:
 
 
 def _commit(tmp: Path, out: Path) -> None:
+    tmp.chmod(0o755)  # mkdtemp makes it private; artifacts are meant to be read by anyone
     if out.exists():
         old = out.with_name(f".{out.name}.old-{os.getpid()}")
         os.replace(out, old)
@@ -111,9 +118,11 @@ def train(data: OutcomeData, catalogue: Any, opts: Options) -> dict[str, Any]:
         embedder = Embedder(src / "embedder.onnx", src / "tokenizer.json")
         emb_sha = _artifacts.sha256(src / "embedder.onnx")
         E = embed_cache.embed(data.texts, embedder, emb_sha, opts.cache_dir, progress)
-        fitter = QualityFitter(seed=opts.seed, knn_max=opts.knn_max, progress=progress, folds=opts.folds).fit(
-            E, data
-        )
+        seed_texts, seed_tasks = capability_seeds()
+        seeds = (embed_cache.embed(seed_texts, embedder, emb_sha, opts.cache_dir), seed_tasks)
+        fitter = QualityFitter(
+            seed=opts.seed, knn_max=opts.knn_max, progress=progress, folds=opts.folds, seeds=seeds
+        ).fit(E, data)
         shutil.copyfile(src / "embedder.onnx", tmp / "embedder.onnx")
         shutil.copyfile(src / "tokenizer.json", tmp / "tokenizer.json")
         heads = fitter.heads()
