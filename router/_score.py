@@ -97,7 +97,7 @@ def reasoning(
         f"at ~${best.cost_usd:.2g}"
     )
     if best.quality_source == "prior":
-        head += " (catalogue prior, no outcome data)"
+        head += " (from catalogue priors: little outcome data on prompts like this)"
     if len(candidates) == 1:
         return head + "; it was the only candidate."
     runner = candidates[1]

@@ -20,6 +20,13 @@ def text_key(text: str) -> str:
     return hashlib.sha1(text.encode("utf-8")).hexdigest()
 
 
+def _read(file: Path) -> dict[str, np.ndarray]:
+    if not file.is_file():
+        return {}
+    with np.load(file) as f:
+        return dict(zip(f["keys"].tolist(), f["emb"], strict=True))
+
+
 def embed(
     texts: list[str],
     embedder: Embedder,
@@ -33,9 +40,7 @@ def embed(
     if cache_dir is not None:
         cut = f"t{embedder.MAX_TOKENS}h{embedder.HEAD_TOKENS}b1"  # the cut and batching change embeddings too
         file = cache_dir / f"{embedder_sha[:16]}-{cut}.npz"
-        if file.is_file():
-            with np.load(file) as f:
-                known = dict(zip(f["keys"].tolist(), f["emb"], strict=True))
+        known = _read(file)
     missing = sorted({k: t for k, t in zip(keys, texts, strict=True) if k not in known}.items())
     step = 256
     chunks = range(0, len(missing), step)
@@ -45,8 +50,9 @@ def embed(
             known[k] = e
     if file is not None and missing:
         file.parent.mkdir(parents=True, exist_ok=True)
+        merged = {**_read(file), **known}  # keep what another training wrote meanwhile
         tmp = file.with_name(f".{file.stem}.{os.getpid()}.tmp.npz")
-        np.savez(tmp, keys=np.array(list(known)), emb=np.stack(list(known.values())).astype(np.float32))
+        np.savez(tmp, keys=np.array(list(merged)), emb=np.stack(list(merged.values())).astype(np.float32))
         os.replace(tmp, file)
     return (
         np.stack([known[k] for k in keys]).astype(np.float32)

@@ -97,7 +97,16 @@ def test_onnx_heads_agree_with_the_fitted_model(trained_dir: Path) -> None:
 
 def test_quality_table_describes_the_data(trained_dir: Path, fixture_prompts: list[dict[str, str]]) -> None:
     table = _json(trained_dir / "quality.json")
-    assert table["capabilities"] == ["code", "math"]  # the fixture's only tasks
+    # the seed prompts (training/seeds/) give the capability head every capability
+    assert table["capabilities"] == [
+        "code",
+        "math",
+        "reasoning",
+        "knowledge",
+        "writing",
+        "chat",
+        "extraction",
+    ]
     datasets = {f"{r['dataset']}:{r['subtask'] or r['task']}" for r in fixture_prompts}
     assert table["groups"] == sorted(datasets)
     assert table["cost"]["from"] == "data"
@@ -171,3 +180,20 @@ def test_every_kept_prompt_has_all_four_outcomes(
     assert np.allclose(_json(trained_dir / "quality.json")["coverage"], 1.0)
     metrics = _json(trained_dir / "report" / "metrics.json")
     assert metrics["curve_prompts"] == metrics["validation_prompts"]
+
+
+def test_capability_seeds_teach_typical_requests(trained_dir: Path) -> None:
+    """Trained on math and code benchmarks only, the head still tells a chat or a writing request
+    apart, thanks to the seed prompts (which are not these texts)."""
+    from router import Router
+
+    rt = Router.load(trained_dir)
+    cases = {
+        "Could you tell me a funny story about a penguin?": "chat",
+        "Write a short poem about the winter sea": "writing",
+        "Who was the president of France in 1995?": "knowledge",
+        "Implement quicksort in Python": "code",
+    }
+    for prompt, want in cases.items():
+        caps = rt.select(prompt).capabilities
+        assert max(caps, key=caps.__getitem__) == want, (prompt, caps)
