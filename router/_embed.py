@@ -22,7 +22,7 @@ class Embedder:
     HEAD_CHARS = 4000  # characters tokenized from each end; enough for the kept word pieces
     TAIL_CHARS = 2000
 
-    def __init__(self, model_path: Path, tokenizer_path: Path, threads: int = 0) -> None:
+    def __init__(self, model_path: Path, tokenizer_path: Path, threads: int = 1) -> None:
         self.tokenizer = Tokenizer.from_file(str(tokenizer_path))
         self.tokenizer.no_truncation()
         self.tokenizer.no_padding()

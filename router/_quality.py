@@ -34,7 +34,7 @@ class Features:
 
 
 class QualityModel:
-    def __init__(self, heads_path: Path, knn_path: Path, table: dict[str, Any], threads: int = 0) -> None:
+    def __init__(self, heads_path: Path, knn_path: Path, table: dict[str, Any], threads: int = 1) -> None:
         import onnxruntime as ort
 
         options = ort.SessionOptions()

@@ -28,7 +28,7 @@ TABLES = 256  # pools whose lambda tables are cached
 class Router:
     """Use `Router.load(path)`; `select` / `select_many` return `Decision`s."""
 
-    def __init__(self, artifacts: _artifacts.Artifacts, catalogue: Catalogue, threads: int = 0) -> None:
+    def __init__(self, artifacts: _artifacts.Artifacts, catalogue: Catalogue, threads: int = 1) -> None:
         from ._embed import Embedder
 
         self.artifacts = artifacts
@@ -64,7 +64,7 @@ class Router:
 
     @classmethod
     def load(
-        cls, path: Path | str | None = None, catalogue: Catalogue | Path | str | None = None, threads: int = 0
+        cls, path: Path | str | None = None, catalogue: Catalogue | Path | str | None = None, threads: int = 1
     ) -> Router:
         from models_registry import Catalogue, load_catalogue
 

@@ -100,11 +100,11 @@ def main() -> int:
             c = time.perf_counter()
             embed_only.append((b - a) * 1e3)
             total.append((c - b) * 1e3)
-        short = [m for m, n in zip(total, lengths, strict=False) if n <= 64]
+        short = [m for m, n in zip(total, lengths, strict=False) if n <= 32]
         result[f"threads_{threads}"] = {
             "all": percentiles(total),
             "embed_only": percentiles(embed_only),
-            "prompts_le_64_tokens": percentiles(short),
+            "prompts_le_32_tokens": percentiles(short),
             "prompt_512_tokens": percentiles(total[-20:]),
         }
         batch = texts[:256]
@@ -129,7 +129,7 @@ def main() -> int:
         r = result[f"threads_{th}"]
         for name, key in (
             ("shared data, all", "all"),
-            ("≤ 64 word pieces", "prompts_le_64_tokens"),
+            ("≤ 32 word pieces", "prompts_le_32_tokens"),
             ("512-token prompt", "prompt_512_tokens"),
         ):
             print(
