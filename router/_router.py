@@ -60,6 +60,7 @@ class Router:
         self._cache: OrderedDict[str, tuple[np.ndarray, ...]] = OrderedDict()
         self._tables: dict[tuple[str, ...], np.ndarray] = {}
         self._reference_rows: tuple[list[tuple[np.ndarray, ...]], np.ndarray] | None = None
+        self._reference_qc: tuple[list[str], np.ndarray, np.ndarray] | None = None
         self._lock = threading.Lock()
 
     @classmethod
@@ -189,17 +190,26 @@ class Router:
             self._reference_rows = (rows, np.asarray(n_in))
         return self._reference_rows
 
+    def _reference_matrix(self) -> tuple[list[str], np.ndarray, np.ndarray]:
+        """Predicted quality and cost of every known model on the reference prompts (once)."""
+        if self._reference_qc is None:
+            names = list(dict.fromkeys([*self.catalogue.models, *self._column]))
+            rows, n_in = self._reference()
+            q = np.zeros((len(rows), len(names)))
+            c = np.zeros_like(q)
+            for r, (row, n) in enumerate(zip(rows, n_in, strict=True)):
+                q[r], c[r], _ = self._candidates(row, int(n), names)
+            self._reference_qc = (names, q, c)
+        return self._reference_qc
+
     def lambda_table(self, models: Sequence[str]) -> np.ndarray:
         """The pool's lambda per calibrated weight (cached per pool)."""
         key = tuple(models)
         table = self._tables.get(key)
         if table is None:
-            rows, n_in = self._reference()
-            q = np.zeros((len(rows), len(key)))
-            c = np.zeros_like(q)
-            for r, (row, n) in enumerate(zip(rows, n_in, strict=True)):
-                q[r], c[r], _ = self._candidates(row, int(n), list(key))
-            table = _score.lambda_table(q, c)
+            names, q, c = self._reference_matrix()
+            cols = [names.index(m) for m in key]
+            table = _score.lambda_table(q[:, cols], c[:, cols])
             with self._lock:
                 self._tables[key] = table
                 while len(self._tables) > TABLES:
