@@ -203,7 +203,7 @@ class QualityFitter:
         C_score = dict.fromkeys(C_GRID, 0.0)
         k_score = dict.fromkeys(K_GRID, 0.0)
         grid: list[tuple[float, ...]] = [
-            (a / 4, b / 4, (4 - a - b) / 4) for a in range(5) for b in range(5 - a)
+            (a / 8, b / 8, (8 - a - b) / 8) for a in range(9) for b in range(9 - a)
         ]
         blend_score: dict[tuple[float, ...], float] = dict.fromkeys(grid, 0.0)
         per_fold = []
