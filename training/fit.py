@@ -185,7 +185,6 @@ class QualityFitter:
     def fit(self, E: np.ndarray, data: OutcomeData) -> QualityFitter:
         S = data.scores
         self._labels(data)
-        self._data = data
         folds = []
         for fold in range(max(1, min(self.folds, 5))):
             tr, va = text_split(data, self.seed, fold=fold)
@@ -251,11 +250,9 @@ class QualityFitter:
         seen = ~np.isnan(S)
         self.coverage_ = np.stack([seen[self.group_idx_ == g].mean(axis=0) for g in range(len(self.groups_))])
         self.cost_ = self._cost_model(data, everything, self.per_prompt_cost_)
-        self.reference_ = {
-            "input_tokens": int(round(float(self._n_in(data).mean()))),
-            "groups": self.group_head_(E).mean(axis=0).tolist(),
-        }
-        self._knn_memory(E, S)
+        n_in = self._n_in(data)
+        self.reference_ = {"input_tokens": int(round(float(n_in.mean())))}  # fallback input length
+        self._knn_memory(E, S, n_in)
         return self
 
     def _scorer(
@@ -394,12 +391,12 @@ class QualityFitter:
             base[:, j] = np.maximum(group_means(g, resid, G, np.array([model_base]))[:, 0], 0.0)
         return {"input_slope": slope.tolist(), "base": base.tolist(), "known": known}
 
-    def _knn_memory(self, E: np.ndarray, S: np.ndarray) -> None:
+    def _knn_memory(self, E: np.ndarray, S: np.ndarray, n_in: np.ndarray) -> None:
         rows = np.arange(len(E))
         if len(rows) > self.knn_max:
             rows = np.sort(np.random.default_rng(self.seed).choice(rows, self.knn_max, replace=False))
         self.knn_embeddings_ = E[rows].astype(np.float16)
-        self.knn_tokens_ = self._n_in(self._data)[rows].astype(np.int32)
+        self.knn_tokens_ = n_in[rows].astype(np.int32)
         self.knn_scores_ = S[rows].astype(np.float16)
 
     # -- outputs --------------------------------------------------------------------------------
