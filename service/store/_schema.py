@@ -1,0 +1,170 @@
+"""The one schema both stores share: migrations, statements, and rows to values and back.
+
+Every statement here is written once, in SQL that SQLite and PostgreSQL both accept. Statements with
+parameters use `?`; the PostgreSQL store turns them into `%s` with `pyformat`. The migration list
+has no parameters at all.
+
+Tables:
+
+- `keys`: one row per API key (`allowed_models` as JSON text, `admin` as a boolean).
+- `usage`: the ledger, one row per request, indexed on `(key_id, created)` and `(tenant, created)`.
+- `schema_version`: one row per applied migration.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import astuple, fields
+from typing import Any
+
+from ._types import KeyRecord, UsageRow
+from .errors import StoreError
+
+# Migration N is MIGRATIONS[N - 1]; append, never edit one that has shipped.
+MIGRATIONS: list[list[str]] = [
+    [
+        """CREATE TABLE keys (
+            id TEXT PRIMARY KEY,
+            tenant TEXT NOT NULL,
+            name TEXT NOT NULL,
+            admin BOOLEAN NOT NULL,
+            allowed_models TEXT,
+            rpm BIGINT,
+            tpm BIGINT,
+            budget_usd DOUBLE PRECISION,
+            created DOUBLE PRECISION NOT NULL,
+            revoked DOUBLE PRECISION,
+            secret_hash TEXT NOT NULL
+        )""",
+        "CREATE INDEX keys_tenant_created ON keys (tenant, created)",
+        """CREATE TABLE usage (
+            request_id TEXT NOT NULL,
+            key_id TEXT NOT NULL,
+            tenant TEXT NOT NULL,
+            created DOUBLE PRECISION NOT NULL,
+            endpoint TEXT NOT NULL,
+            model TEXT,
+            provider TEXT,
+            status INTEGER NOT NULL,
+            prompt_tokens BIGINT NOT NULL,
+            completion_tokens BIGINT NOT NULL,
+            cached_tokens BIGINT NOT NULL,
+            input_cost_usd DOUBLE PRECISION NOT NULL,
+            output_cost_usd DOUBLE PRECISION NOT NULL,
+            cache_input_cost_usd DOUBLE PRECISION NOT NULL,
+            total_cost_usd DOUBLE PRECISION NOT NULL,
+            latency_ms DOUBLE PRECISION,
+            ttft_ms DOUBLE PRECISION,
+            stream BOOLEAN NOT NULL,
+            attempts INTEGER NOT NULL,
+            error TEXT,
+            routed BOOLEAN NOT NULL
+        )""",
+        "CREATE INDEX usage_key_created ON usage (key_id, created)",
+        "CREATE INDEX usage_tenant_created ON usage (tenant, created)",
+    ],
+]
+
+LATEST = len(MIGRATIONS)
+
+# -- migrations -------------------------------------------------------------------------------
+CREATE_VERSION_TABLE = (
+    "CREATE TABLE IF NOT EXISTS schema_version "
+    "(version INTEGER PRIMARY KEY, applied DOUBLE PRECISION NOT NULL)"
+)
+SELECT_VERSION = "SELECT COALESCE(MAX(version), 0) FROM schema_version"
+INSERT_VERSION = "INSERT INTO schema_version (version, applied) VALUES (?, ?)"
+
+
+def pending(current: int, where: str) -> list[tuple[int, list[str]]]:
+    """The migrations after version `current`, numbered; `StoreError` if the database is newer."""
+    if current > LATEST:
+        raise StoreError(
+            f"{where}: database schema version {current} is newer than this program's ({LATEST}); "
+            "upgrade pureai-router"
+        )
+    return [(n, MIGRATIONS[n - 1]) for n in range(current + 1, LATEST + 1)]
+
+
+# -- keys -------------------------------------------------------------------------------------
+_KEY_COLUMNS = [f.name for f in fields(KeyRecord)]
+_KEYS = ", ".join(_KEY_COLUMNS)
+
+INSERT_KEY = (
+    f"INSERT INTO keys ({_KEYS}) VALUES ({', '.join('?' for _ in _KEY_COLUMNS)}) ON CONFLICT (id) DO NOTHING"
+)
+SELECT_KEY = f"SELECT {_KEYS} FROM keys WHERE id = ?"
+LIST_KEYS = f"SELECT {_KEYS} FROM keys ORDER BY created, id"
+LIST_TENANT_KEYS = f"SELECT {_KEYS} FROM keys WHERE tenant = ? ORDER BY created, id"
+REVOKE_KEY = "UPDATE keys SET revoked = ? WHERE id = ? AND revoked IS NULL"
+COUNT_ADMIN_KEYS = "SELECT COUNT(*) FROM keys WHERE admin = ? AND revoked IS NULL"
+COUNT_ADMIN_KEYS_PARAMS = (True,)
+
+
+def key_params(record: KeyRecord) -> tuple[Any, ...]:
+    """`record` as parameters of `INSERT_KEY`."""
+    allowed = None if record.allowed_models is None else json.dumps(list(record.allowed_models))
+    values = {f: getattr(record, f) for f in _KEY_COLUMNS}
+    values["allowed_models"] = allowed
+    return tuple(values[f] for f in _KEY_COLUMNS)
+
+
+def key_from_row(row: Sequence[Any]) -> KeyRecord:
+    """A `KeyRecord` from a row selected with the key columns."""
+    values = dict(zip(_KEY_COLUMNS, row, strict=True))
+    allowed = values["allowed_models"]
+    values["allowed_models"] = None if allowed is None else tuple(json.loads(allowed))
+    values["admin"] = bool(values["admin"])
+    return KeyRecord(**values)
+
+
+# -- ledger -----------------------------------------------------------------------------------
+_USAGE_COLUMNS = [f.name for f in fields(UsageRow)]
+_USAGE = ", ".join(_USAGE_COLUMNS)
+_USAGE_BOOLEANS = ("stream", "routed")
+
+INSERT_USAGE = f"INSERT INTO usage ({_USAGE}) VALUES ({', '.join('?' for _ in _USAGE_COLUMNS)})"
+SPEND = "SELECT COALESCE(SUM(total_cost_usd), 0.0) FROM usage WHERE key_id = ?"
+
+
+def usage_params(row: UsageRow) -> tuple[Any, ...]:
+    """`row` as parameters of `INSERT_USAGE`."""
+    return astuple(row)
+
+
+def usage_from_row(row: Sequence[Any]) -> UsageRow:
+    """A `UsageRow` from a row selected with the usage columns."""
+    values = dict(zip(_USAGE_COLUMNS, row, strict=True))
+    for name in _USAGE_BOOLEANS:
+        values[name] = bool(values[name])
+    return UsageRow(**values)
+
+
+def usage_query(
+    key_id: str | None, tenant: str | None, since: float | None, until: float | None, limit: int
+) -> tuple[str, tuple[Any, ...]]:
+    """The statement and parameters of `Store.usage`: filters joined with AND, newest first."""
+    if limit < 0:
+        raise StoreError(f"usage limit must be 0 or more, not {limit}")
+    conditions: list[str] = []
+    params: list[Any] = []
+    for condition, value in (
+        ("key_id = ?", key_id),
+        ("tenant = ?", tenant),
+        ("created >= ?", since),
+        ("created < ?", until),
+    ):
+        if value is not None:
+            conditions.append(condition)
+            params.append(value)
+    where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+    # request_id breaks ties between rows of the same instant, so the order is always the same.
+    sql = f"SELECT {_USAGE} FROM usage{where} ORDER BY created DESC, request_id DESC LIMIT ?"
+    return sql, (*params, limit)
+
+
+def pyformat(sql: str) -> str:
+    """`sql` with `?` placeholders written as `%s` (psycopg's style); no statement here has a
+    literal `?` or `%`."""
+    return sql.replace("?", "%s")

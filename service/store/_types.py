@@ -1,0 +1,123 @@
+"""The values a store keeps, and the interface every store implements."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class KeyRecord:
+    """One API key, as stored: never the secret itself, only its SHA-256 hash."""
+
+    id: str
+    """Public key id, e.g. "k_3f9a1c2b4d5e"; also the prefix of the secret ("pk-<id>-...")."""
+    tenant: str
+    name: str
+    admin: bool = False
+    """Admin keys may use the admin API; tenant keys may not."""
+    allowed_models: tuple[str, ...] | None = None
+    """None = every enabled model."""
+    rpm: int | None = None
+    """Requests per minute; None = unlimited."""
+    tpm: int | None = None
+    """Tokens (prompt + completion) per minute; None = unlimited."""
+    budget_usd: float | None = None
+    """Spend cap in USD over the key's lifetime; None = no cap."""
+    created: float = 0.0
+    """Unix time."""
+    revoked: float | None = None
+    """Unix time of revocation; None while the key is live."""
+    secret_hash: str = field(default="", repr=False)
+    """Hex SHA-256 of the full secret."""
+
+
+@dataclass(frozen=True)
+class UsageRow:
+    """One request through the gateway, successful or not."""
+
+    request_id: str
+    key_id: str
+    tenant: str
+    created: float
+    """Unix time the request arrived."""
+    endpoint: str
+    """"chat.completions", "completions" or "router"."""
+    model: str | None
+    """The model that served (or would have served) the request."""
+    provider: str | None
+    status: int
+    """HTTP status returned to the client (200 for a stream that started)."""
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    input_cost_usd: float = 0.0
+    output_cost_usd: float = 0.0
+    cache_input_cost_usd: float = 0.0
+    total_cost_usd: float = 0.0
+    latency_ms: float | None = None
+    ttft_ms: float | None = None
+    stream: bool = False
+    attempts: int = 1
+    """Upstream attempts made (1 + failovers)."""
+    error: str | None = None
+    """Error code when the request failed, e.g. "upstream_error", "client_disconnected"."""
+    routed: bool = False
+    """True when /v1/router chose the model."""
+
+
+class Store(ABC):
+    """Keys and the usage ledger. All methods are coroutines; open before use, close after."""
+
+    @abstractmethod
+    async def open(self) -> None:
+        """Connect and run migrations (idempotent; safe when several processes start at once)."""
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+    @abstractmethod
+    async def ping(self) -> None:
+        """Raise `StoreError` when the store cannot be reached."""
+
+    # -- keys --------------------------------------------------------------------------------
+    @abstractmethod
+    async def add_key(self, record: KeyRecord) -> None:
+        """Insert a key (its `secret_hash` set). `StoreError` if the id exists."""
+
+    @abstractmethod
+    async def get_key(self, key_id: str) -> KeyRecord | None:
+        """The key with this id, revoked or not; None if there is none."""
+
+    @abstractmethod
+    async def list_keys(self, tenant: str | None = None) -> list[KeyRecord]:
+        """Keys (revoked ones included), oldest first; only `tenant`'s when given."""
+
+    @abstractmethod
+    async def revoke_key(self, key_id: str, when: float) -> bool:
+        """Mark a live key revoked; False if there is no such live key."""
+
+    @abstractmethod
+    async def count_admin_keys(self) -> int:
+        """Live admin keys."""
+
+    # -- ledger ------------------------------------------------------------------------------
+    @abstractmethod
+    async def record_usage(self, row: UsageRow) -> None:
+        """Append a row; returns once it is durable (committed)."""
+
+    @abstractmethod
+    async def usage(
+        self,
+        *,
+        key_id: str | None = None,
+        tenant: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        limit: int = 1000,
+    ) -> list[UsageRow]:
+        """Rows filtered by key, tenant and `since <= created < until`, newest first, at most `limit`."""
+
+    @abstractmethod
+    async def spend_usd(self, key_id: str) -> float:
+        """The sum of `total_cost_usd` over the key's rows."""

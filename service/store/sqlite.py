@@ -1,0 +1,187 @@
+"""`SQLiteStore`: keys and the ledger in one SQLite file (the default store).
+
+One connection, shared by every call under a lock; each call runs in a worker thread
+(`asyncio.to_thread`) so the event loop never waits on the disk. The file is in WAL mode with
+`synchronous=FULL`: a row is on disk when `record_usage` returns, and survives the process being
+killed. Every statement outside migrations runs in autocommit mode, so it is committed on return.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+from . import _schema as schema
+from ._types import KeyRecord, Store, UsageRow
+from .errors import StoreError
+
+__all__ = ["SQLiteStore"]
+
+BUSY_TIMEOUT_MS = 5000
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+class SQLiteStore(Store):
+    """Keys and the usage ledger in the SQLite file at `path` (parent folders are created)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._conn: sqlite3.Connection | None = None
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"SQLiteStore({str(self.path)!r})"
+
+    # -- plumbing -----------------------------------------------------------------------------
+    async def _run(
+        self, fn: Callable[Concatenate[sqlite3.Connection, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """`fn(connection, *args)` in a worker thread, holding the lock, errors mapped."""
+        return await asyncio.to_thread(functools.partial(self._call, fn, *args, **kwargs))
+
+    def _call(
+        self, fn: Callable[Concatenate[sqlite3.Connection, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        with self._lock:
+            if self._conn is None:
+                raise StoreError(f"SQLite store {self.path}: not open; call open() first")
+            try:
+                return fn(self._conn, *args, **kwargs)
+            except sqlite3.Error as exc:
+                raise self._error(exc) from exc
+
+    def _error(self, exc: sqlite3.Error | OSError) -> StoreError:
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        return StoreError(f"SQLite store {self.path}: {reason}")
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    async def open(self) -> None:
+        await asyncio.to_thread(self._open)
+
+    def _open(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                return
+            conn: sqlite3.Connection | None = None
+            try:
+                if str(self.path) != ":memory:":
+                    self.path.parent.mkdir(parents=True, exist_ok=True)
+                conn = sqlite3.connect(
+                    self.path,
+                    timeout=BUSY_TIMEOUT_MS / 1000,
+                    isolation_level=None,
+                    check_same_thread=False,
+                )
+                conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+                conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute("PRAGMA synchronous = FULL")
+                _migrate(conn, str(self.path))
+            except (sqlite3.Error, OSError) as exc:
+                if conn is not None:
+                    conn.close()
+                raise self._error(exc) from exc
+            except BaseException:
+                if conn is not None:
+                    conn.close()
+                raise
+            self._conn = conn
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self._close)
+
+    def _close(self) -> None:
+        with self._lock:
+            conn, self._conn = self._conn, None
+            if conn is not None:
+                try:
+                    conn.close()
+                except sqlite3.Error as exc:
+                    raise self._error(exc) from exc
+
+    async def ping(self) -> None:
+        """Read the schema version: it touches the file, unlike `SELECT 1`."""
+        await self._run(_fetchone, schema.SELECT_VERSION, ())
+
+    # -- keys ---------------------------------------------------------------------------------
+    async def add_key(self, record: KeyRecord) -> None:
+        added = await self._run(_execute, schema.INSERT_KEY, schema.key_params(record))
+        if not added:
+            raise StoreError(f"SQLite store {self.path}: key id {record.id!r} exists")
+
+    async def get_key(self, key_id: str) -> KeyRecord | None:
+        row = await self._run(_fetchone, schema.SELECT_KEY, (key_id,))
+        return None if row is None else schema.key_from_row(row)
+
+    async def list_keys(self, tenant: str | None = None) -> list[KeyRecord]:
+        if tenant is None:
+            rows = await self._run(_fetchall, schema.LIST_KEYS, ())
+        else:
+            rows = await self._run(_fetchall, schema.LIST_TENANT_KEYS, (tenant,))
+        return [schema.key_from_row(row) for row in rows]
+
+    async def revoke_key(self, key_id: str, when: float) -> bool:
+        return await self._run(_execute, schema.REVOKE_KEY, (when, key_id)) == 1
+
+    async def count_admin_keys(self) -> int:
+        row = await self._run(_fetchone, schema.COUNT_ADMIN_KEYS, schema.COUNT_ADMIN_KEYS_PARAMS)
+        return int(row[0]) if row is not None else 0
+
+    # -- ledger -------------------------------------------------------------------------------
+    async def record_usage(self, row: UsageRow) -> None:
+        await self._run(_execute, schema.INSERT_USAGE, schema.usage_params(row))
+
+    async def usage(
+        self,
+        *,
+        key_id: str | None = None,
+        tenant: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        limit: int = 1000,
+    ) -> list[UsageRow]:
+        sql, params = schema.usage_query(key_id, tenant, since, until, limit)
+        rows = await self._run(_fetchall, sql, params)
+        return [schema.usage_from_row(row) for row in rows]
+
+    async def spend_usd(self, key_id: str) -> float:
+        row = await self._run(_fetchone, schema.SPEND, (key_id,))
+        return float(row[0]) if row is not None else 0.0
+
+
+def _execute(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> int:
+    """Run one statement (committed on return, autocommit); the number of rows it changed."""
+    return conn.execute(sql, params).rowcount
+
+
+def _fetchone(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> Any:
+    return conn.execute(sql, params).fetchone()
+
+
+def _fetchall(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> list[Any]:
+    return conn.execute(sql, params).fetchall()
+
+
+def _migrate(conn: sqlite3.Connection, where: str) -> None:
+    """Apply pending migrations in one `BEGIN IMMEDIATE` transaction: the write lock is taken
+    first, so a second process opening at the same time waits, then finds nothing to do."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute(schema.CREATE_VERSION_TABLE)
+        (current,) = conn.execute(schema.SELECT_VERSION).fetchone()
+        for version, statements in schema.pending(int(current), f"SQLite store {where}"):
+            for statement in statements:
+                conn.execute(statement)
+            conn.execute(schema.INSERT_VERSION, (version, time.time()))
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
