@@ -28,7 +28,7 @@ route: install-serve
 	$(VENV)/bin/pureai route "$(PROMPT)" --models $(MODELS) --cost-weight $(COST_WEIGHT)
 
 lint:
-	$(VENV)/bin/ruff check router training models_registry tests benchmarks
+	$(VENV)/bin/ruff check router training models_registry service tests benchmarks
 	$(VENV)/bin/mypy
 
 test: install-dev lint

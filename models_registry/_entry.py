@@ -31,6 +31,8 @@ class Provider:
     """Provider options passed through to the caller (and shown by `GET /v1/providers`)."""
     litellm_model: str | None = None
     """The litellm model string for this provider, when it differs from the entry's."""
+    api_base: str | None = None
+    """The provider's OpenAI-compatible endpoint, when it differs from the entry's `api_base`."""
     api_key_env: str | None = None
     """Name of the environment variable holding this provider's credential."""
 

@@ -28,7 +28,7 @@ MODEL_KEYS = frozenset(
         "providers", "api_base", "api_key_env", "expected_output_tokens",
     }
 )  # fmt: skip
-PROVIDER_KEYS = frozenset({"id", "type", "enabled", "params", "litellm_model", "api_key_env"})
+PROVIDER_KEYS = frozenset({"id", "type", "enabled", "params", "litellm_model", "api_base", "api_key_env"})
 PROVIDER_TYPES = ("primary", "backup")
 DEFAULT_PRIOR_KEY = "default"
 DEFAULT_EXPECTED_OUTPUT_TOKENS = 400
@@ -151,12 +151,8 @@ def validate_entry(raw: object, index: int, path: Path) -> EntrySpec:
     custom = model_id.startswith(CUSTOM_PREFIX)
     if custom and not model_id[len(CUSTOM_PREFIX) :].strip():
         raise f.fail("id", f"needs a model name after {CUSTOM_PREFIX!r}")
-    api_base = f.text("api_base")
-    if api_base is not None:
-        parts = urlsplit(api_base)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise f.fail("api_base", f"must be an http:// or https:// URL, got {api_base!r}")
-    elif custom:
+    api_base = _url(f, "api_base")
+    if api_base is None and custom:
         raise f.fail("api_base", f"is required for a {CUSTOM_PREFIX} deployment (its OpenAI-compatible URL)")
     default_model = "openai/" + model_id[len(CUSTOM_PREFIX) :] if custom else model_id
     aliases = f.get("aliases", list, "a list of model names") or []
@@ -226,6 +222,7 @@ def _providers(f: _Fields, owned_by: str) -> tuple[Provider, ...]:
                 enabled=p.flag("enabled", True),
                 params=params,
                 litellm_model=p.text("litellm_model"),
+                api_base=_url(p, "api_base"),
                 api_key_env=p.env_name("api_key_env"),
             )
         )
@@ -235,6 +232,15 @@ def _providers(f: _Fields, owned_by: str) -> tuple[Provider, ...]:
     if not primaries:
         raise f.fail("providers", "needs one provider with type = 'primary'")
     return tuple(providers)
+
+
+def _url(f: _Fields, key: str) -> str | None:
+    url = f.text(key)
+    if url is not None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise f.fail(key, f"must be an http:// or https:// URL, got {url!r}")
+    return url
 
 
 def _check_plain_data(value: object, f: _Fields, where: str) -> None:

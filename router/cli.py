@@ -131,6 +131,12 @@ def parser() -> argparse.ArgumentParser:
     x.add_argument("--out", required=True)
     x.add_argument("--no-quantise", action="store_true", help="keep fp32 (90 MB) instead of int8 per-channel")
     x.set_defaults(func=cmd_export)
+    try:
+        from service.cli import add_commands
+    except ImportError:  # the gateway's dependencies are not installed
+        pass
+    else:
+        add_commands(sub)
     return p
 
 
@@ -145,9 +151,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"pureai: error: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:
+        from service.store import StoreError
         from training.errors import TrainingError
 
-        if isinstance(exc, TrainingError):
+        if isinstance(exc, TrainingError | StoreError):
             print(f"pureai: error: {exc}", file=sys.stderr)
             return 2
         raise

@@ -1,0 +1,37 @@
+"""`create_app(settings)`: the FastAPI application, built from one Settings object."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from . import errors
+from .gateway import Gateway
+from .middleware import Guard
+from .routes import admin, completions, health, models, routing, usage
+from .settings import Settings
+
+__all__ = ["create_app"]
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    gw = Gateway(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await gw.start()
+        try:
+            yield
+        finally:
+            await gw.stop()
+
+    app = FastAPI(title="pureai-router gateway", version="0.1.0", lifespan=lifespan)
+    app.state.gateway = gw
+    errors.install(app)
+    for module in (health, models, completions, routing, usage, admin):
+        app.include_router(module.router)
+    app.add_middleware(Guard, max_body_bytes=settings.max_body_bytes)
+    return app

@@ -1,0 +1,180 @@
+"""`pureai serve` and `pureai keys create|list|revoke`, added to the `pureai` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import time
+from typing import Any
+
+from .settings import Settings
+
+__all__ = ["add_commands"]
+
+
+def add_commands(sub: Any) -> None:
+    s = sub.add_parser("serve", help="start the gateway (uvicorn)")
+    s.add_argument("--host", help="default 127.0.0.1 (PUREAI_HOST)")
+    s.add_argument("--port", type=int, help="default 8000 (PUREAI_PORT)")
+    s.add_argument("--workers", type=int, help="processes (PUREAI_WORKERS, default 1)")
+    s.add_argument("--database-url", help="sqlite:///path.db or postgresql://... (PUREAI_DATABASE_URL)")
+    s.add_argument("--catalogue", help="catalogue TOML (PUREAI_CATALOGUE, default built-in)")
+    s.add_argument("--artifacts", help="router artifacts (PUREAI_ARTIFACTS, default shipped)")
+    s.add_argument("--log-level", help="debug, info, warning (PUREAI_LOG_LEVEL)")
+    s.set_defaults(func=cmd_serve)
+    k = sub.add_parser("keys", help="create, list and revoke API keys (in the configured store)")
+    ks = k.add_subparsers(dest="keys_command", required=True)
+    c = ks.add_parser("create", help="create a key and print it once")
+    c.add_argument("--tenant", default="default")
+    c.add_argument("--name", default="")
+    c.add_argument("--models", help="comma-separated models the key may use (default: all)")
+    c.add_argument("--rpm", type=int, help="requests per minute")
+    c.add_argument("--tpm", type=int, help="tokens per minute")
+    c.add_argument("--budget-usd", type=float, help="spend cap in USD")
+    c.add_argument("--admin", action="store_true", help="an admin key (may use the admin API)")
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(func=cmd_keys_create)
+    ls = ks.add_parser("list", help="list keys (never their secrets)")
+    ls.add_argument("--tenant")
+    ls.add_argument("--json", action="store_true")
+    ls.set_defaults(func=cmd_keys_list)
+    r = ks.add_parser("revoke", help="revoke a key by id")
+    r.add_argument("key_id")
+    r.set_defaults(func=cmd_keys_revoke)
+    for p in (c, ls, r):
+        p.add_argument("--database-url", help="the store (PUREAI_DATABASE_URL; default .pureai/pureai.db)")
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    """Flags become PUREAI_* variables, so uvicorn's worker processes read the same settings."""
+    for flag in ("host", "port", "workers", "database_url", "catalogue", "artifacts", "log_level"):
+        value = getattr(args, flag, None)
+        if value is not None:
+            os.environ["PUREAI_" + flag.upper()] = str(value)
+    return Settings()
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    settings = _settings(args)
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    asyncio.run(_bootstrap(settings))
+    uvicorn.run(
+        "service.asgi:factory",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        loop="uvloop" if sys.platform != "win32" else "asyncio",
+        http="httptools",
+        log_level=settings.log_level,
+        timeout_graceful_shutdown=30,
+        access_log=settings.log_level == "debug",
+    )
+    return 0
+
+
+async def _bootstrap(settings: Settings) -> None:
+    """Before the workers start: check the catalogue, migrate the store; an empty store gets an
+    admin key, printed once."""
+    from models_registry import load_catalogue
+
+    from .keys import make_key
+    from .store import KeyRecord, open_store
+
+    load_catalogue(settings.catalogue)  # a bad file stops here, with its name, entry and field
+    store = open_store(settings.store_url())
+    await store.open()
+    try:
+        if settings.admin_key is None and await store.count_admin_keys() == 0:
+            record, secret = make_key(KeyRecord(id="", tenant="admin", name="first admin key", admin=True))
+            await store.add_key(record)
+            print(
+                "\npureai: this store had no admin key; created one (shown once, keep it):\n\n"
+                f"    {secret}\n\nCreate tenant keys with it: POST /v1/admin/keys, or `pureai keys create`.\n",
+                file=sys.stderr,
+                flush=True,
+            )
+    finally:
+        await store.close()
+
+
+def cmd_keys_create(args: argparse.Namespace) -> int:
+    from models_registry import load_catalogue
+
+    from .keys import make_key
+    from .store import KeyRecord
+
+    settings = _settings(args)
+    models = None
+    if args.models:
+        catalogue = load_catalogue(settings.catalogue)
+        names = [m.strip() for m in args.models.split(",") if m.strip()]
+        for name in names:
+            catalogue.get(name)  # UnknownModelError names it
+        models = tuple(dict.fromkeys(names))
+    for flag in ("rpm", "tpm"):
+        value = getattr(args, flag)
+        if value is not None and value < 1:
+            raise SystemExit(f"pureai: error: --{flag} must be >= 1, got {value}")
+    record, secret = make_key(
+        KeyRecord(
+            id="",
+            tenant=args.tenant,
+            name=args.name,
+            admin=args.admin,
+            allowed_models=models,
+            rpm=args.rpm if args.rpm is not None else settings.default_rpm,
+            tpm=args.tpm if args.tpm is not None else settings.default_tpm,
+            budget_usd=args.budget_usd,
+        )
+    )
+    asyncio.run(_with_store(settings, lambda store: store.add_key(record)))
+    if args.json:
+        print(json.dumps({"id": record.id, "tenant": record.tenant, "key": secret}))
+    else:
+        print(f"created key {record.id} for tenant {record.tenant!r} (shown once):\n{secret}")
+    return 0
+
+
+def cmd_keys_list(args: argparse.Namespace) -> int:
+    from .routes.admin import key_json
+
+    settings = _settings(args)
+    records = asyncio.run(_with_store(settings, lambda store: store.list_keys(args.tenant)))
+    if args.json:
+        print(json.dumps([key_json(r) for r in records]))
+        return 0
+    print(f"{'id':14} {'tenant':16} {'name':20} {'admin':5} {'rpm':>6} {'tpm':>8}  status")
+    for r in records:
+        status = "revoked" if r.revoked else "live"
+        print(
+            f"{r.id:14} {r.tenant:16} {r.name:20} {'yes' if r.admin else 'no':5} "
+            f"{r.rpm or '-':>6} {r.tpm or '-':>8}  {status}"
+        )
+    return 0
+
+
+def cmd_keys_revoke(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    ok = asyncio.run(_with_store(settings, lambda store: store.revoke_key(args.key_id, time.time())))
+    if not ok:
+        print(f"pureai: error: no live key {args.key_id!r}", file=sys.stderr)
+        return 2
+    print(f"revoked {args.key_id}")
+    return 0
+
+
+async def _with_store(settings: Settings, action: Any) -> Any:
+    from .store import open_store
+
+    store = open_store(settings.store_url())
+    await store.open()
+    try:
+        return await action(store)
+    finally:
+        await store.close()

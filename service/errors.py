@@ -1,0 +1,175 @@
+"""Errors the gateway returns, all in OpenAI's shape `{"error": {"message", "type", "param", "code"}}`.
+
+    APIError                    base: status, message, type, param, code, headers
+    ├── BadRequest              400 invalid_request_error (names the field in `param`)
+    ├── Unauthorized            401 invalid_api_key
+    ├── Forbidden               403 model_not_allowed / admin_only
+    ├── NotFound                404 model_not_found / not_found
+    ├── PayloadTooLarge         413 request_too_large
+    ├── RateLimited             429 rate_limit_exceeded (+ retry_after, Retry-After)
+    ├── Unavailable             503 service_unavailable (+ Retry-After)
+    └── UpstreamError           502 upstream_error / 504 upstream_timeout / upstream status
+
+`install(app)` maps these, the router's and the registry's errors, FastAPI's validation errors
+and anything unexpected (500 without a traceback) to JSON responses in one place.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from .shaping import JSON
+
+log = logging.getLogger("pureai.service")
+
+
+class APIError(Exception):
+    status = 500
+    type = "api_error"
+    attempts = 0  # upstream attempts made before the error (0: none)
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        param: str | None = None,
+        type: str | None = None,
+        status: int | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.param = param
+        if type is not None:
+            self.type = type
+        if status is not None:
+            self.status = status
+        self.headers = dict(headers or {})
+
+    def body(self) -> dict[str, Any]:
+        return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
+
+    def response(self) -> JSONResponse:
+        return JSON(self.body(), status_code=self.status, headers=self.headers)
+
+
+class BadRequest(APIError):
+    status = 400
+    type = "invalid_request_error"
+
+
+class Unauthorized(APIError):
+    status = 401
+    type = "invalid_request_error"
+
+
+class Forbidden(APIError):
+    status = 403
+    type = "permission_error"
+
+
+class NotFound(APIError):
+    status = 404
+    type = "invalid_request_error"
+
+
+class PayloadTooLarge(APIError):
+    status = 413
+    type = "invalid_request_error"
+
+
+class RateLimited(APIError):
+    status = 429
+    type = "requests"
+
+    def __init__(self, message: str, retry_after_s: float, **kw: Any) -> None:
+        headers = {"retry-after": str(max(1, math.ceil(retry_after_s))), **kw.pop("headers", {})}
+        super().__init__(message, headers=headers, **kw)
+        self.retry_after_s = retry_after_s
+
+    def body(self) -> dict[str, Any]:
+        body = super().body()
+        body["error"]["retry_after"] = round(self.retry_after_s, 3)
+        return body
+
+
+class Unavailable(APIError):
+    status = 503
+    type = "service_unavailable"
+
+
+class UpstreamError(APIError):
+    status = 502
+    type = "upstream_error"
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers that turn every error into the OpenAI shape."""
+    from models_registry import CatalogueError
+    from router.errors import InputError, RouterError
+    from router.errors import UnknownModelError as UnknownRoutedModel
+
+    @app.exception_handler(APIError)
+    async def api_error(request: Request, exc: APIError) -> JSONResponse:
+        return exc.response()
+
+    @app.exception_handler(RouterError)
+    async def router_error(request: Request, exc: RouterError) -> JSONResponse:
+        if isinstance(exc, UnknownRoutedModel):
+            return NotFound(str(exc), code="model_not_found", param="models").response()
+        if isinstance(exc, InputError):
+            return BadRequest(str(exc), param=exc.param or "messages").response()
+        log.error("router failure: %s", exc)
+        return Unavailable("the router is not available", code="router_unavailable").response()
+
+    @app.exception_handler(CatalogueError)
+    async def catalogue_error(request: Request, exc: CatalogueError) -> JSONResponse:
+        log.error("catalogue failure: %s", exc)
+        return Unavailable("the model catalogue is not available", code="catalogue_unavailable").response()
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return validation_to_bad_request(exc.errors()).response()
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code)
+        message = {404: f"no route {request.url.path}", 405: f"{request.method} is not allowed here"}
+        err = APIError(
+            message.get(exc.status_code, str(exc.detail)),
+            status=exc.status_code,
+            type="invalid_request_error",
+            code=code,
+        )
+        return err.response()
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        request_id = getattr(request.state, "request_id", None)
+        return APIError(f"internal error (request {request_id})", code="internal_error").response()
+
+
+def validation_to_bad_request(errors: Any) -> BadRequest:
+    """pydantic errors -> one 400 naming the first bad field, without pydantic's internals."""
+    first = next(iter(errors), None) or {}
+    loc = [str(part) for part in first.get("loc", ()) if part not in ("body",)]
+    param = ".".join(loc) or None
+    kind = str(first.get("type", ""))
+    message = str(first.get("msg", "invalid value"))
+    if kind == "missing":
+        message = f"missing required field {param!r}"
+    elif kind == "extra_forbidden":
+        message = f"unknown field {param!r}"
+    elif param:
+        message = f"invalid {param!r}: {message}"
+    return BadRequest(message, param=param, code="invalid_value" if kind != "missing" else "missing_field")

@@ -1,0 +1,322 @@
+"""The one place litellm is used: call a model's providers, primary first, failing over to backups.
+
+litellm is imported lazily in `Executor.start()` (it takes seconds), with its price map read from
+the bundled file (`LITELLM_LOCAL_MODEL_COST_MAP=True`) so nothing is fetched at start. litellm's own
+retries are off (`num_retries=0`, `max_retries=0`): failover is ours, so every attempt is counted.
+
+Failover happens on connect errors, timeouts, 5xx and upstream 429, and for streams only before the
+first chunk. Upstream 400s pass through to the client as 400; upstream 401/403/404 mean our provider
+configuration is wrong and become 502 (the client's request was fine).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from models_registry import ModelEntry, Provider
+
+from .errors import APIError, BadRequest, UpstreamError
+
+__all__ = ["Attempted", "Executor", "Opened", "Target"]
+
+log = logging.getLogger("pureai.executor")
+
+Kind = Literal["chat", "text"]
+KEYLESS = "sk-no-key"  # OpenAI-compatible servers without auth still need a non-empty key
+
+
+@dataclass(frozen=True)
+class Target:
+    """One provider of one model, ready to call."""
+
+    provider: Provider
+    litellm_model: str
+    api_base: str | None
+    api_key: str | None
+    custom: bool = False
+    """A `pureai/` deployment: an OpenAI-compatible server with a real /v1/completions endpoint."""
+
+    def kwargs(self, kind: Kind = "chat") -> dict[str, Any]:
+        model = self.litellm_model
+        if kind == "text" and self.custom and model.startswith("openai/"):
+            model = "text-completion-openai/" + model.removeprefix(
+                "openai/"
+            )  # the raw prompt, no chat template
+        out: dict[str, Any] = {"model": model}
+        if self.api_base:
+            out["api_base"] = self.api_base
+        if self.api_key:
+            out["api_key"] = self.api_key
+        return out
+
+
+@dataclass
+class Attempted:
+    provider: str
+    error: str | None = None
+
+
+@dataclass
+class Opened:
+    """An upstream call that succeeded: a response, or a stream whose first chunk has arrived."""
+
+    target: Target
+    attempts: list[Attempted]
+    started: float
+    response: Any = None
+    first: Any = None
+    stream: Any = None
+    first_at: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Executor:
+    def __init__(self, timeout_s: float = 120.0) -> None:
+        self.timeout_s = timeout_s
+        self._litellm: Any = None
+        self._retryable: tuple[type[BaseException], ...] = ()
+        self._timeouts: tuple[type[BaseException], ...] = ()
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    def start(self) -> None:
+        os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+        import litellm
+        from litellm import exceptions as lx
+
+        litellm.suppress_debug_info = True
+        litellm.telemetry = False
+        litellm.drop_params = True  # a parameter one provider lacks is dropped, not an error
+        self._litellm = litellm
+        self._timeouts = (lx.Timeout, asyncio.TimeoutError, TimeoutError)
+        self._retryable = (
+            lx.APIConnectionError,
+            lx.RateLimitError,
+            lx.InternalServerError,
+            lx.ServiceUnavailableError,
+            lx.BadGatewayError,
+            *self._timeouts,
+        )
+        log.info("litellm %s ready; aiohttp transport: %s", _version(), self.aiohttp_transport)
+
+    @property
+    def ready(self) -> bool:
+        return self._litellm is not None
+
+    @property
+    def aiohttp_transport(self) -> bool:
+        """Whether litellm sends OpenAI-compatible calls through its aiohttp transport."""
+        lt = self._litellm
+        return bool(lt is not None and not getattr(lt, "disable_aiohttp_transport", True))
+
+    # -- targets ------------------------------------------------------------------------------
+    def targets(self, entry: ModelEntry) -> list[Target]:
+        """The enabled providers that can be called, primary first; BadRequest-free, may be empty."""
+        out: list[Target] = []
+        ordered = sorted(entry.providers, key=lambda p: p.type != "primary")
+        for provider in ordered:
+            if not provider.enabled:
+                continue
+            api_base = provider.api_base or entry.api_base
+            env = provider.api_key_env or entry.api_key_env
+            api_key = os.environ.get(env) if env else None
+            if env and not api_key and not api_base:
+                continue  # its credential is not set: this provider cannot be used
+            if api_base and not api_key:
+                api_key = KEYLESS
+            model = provider.litellm_model or entry.litellm_model
+            out.append(Target(provider, model, api_base, api_key, entry.is_custom))
+        return out
+
+    def unconfigured(self, entry: ModelEntry) -> APIError:
+        names = sorted(
+            {p.api_key_env or entry.api_key_env or "" for p in entry.providers if p.enabled} - {""}
+        )
+        hint = f": set {' or '.join(names)}" if names else ""
+        return UpstreamError(
+            f"no provider of {entry.id!r} is configured{hint}",
+            code="provider_not_configured",
+            status=503,
+            type="service_unavailable",
+        )
+
+    # -- calls --------------------------------------------------------------------------------
+    async def open(
+        self, kind: Kind, entry: ModelEntry, payload: dict[str, Any], stream: bool, started: float
+    ) -> Opened:
+        """Call providers in turn until one answers (or, streamed, sends its first chunk)."""
+        assert self._litellm is not None, "Executor.start() was not called"
+        targets = self.targets(entry)
+        if not targets:
+            raise self.unconfigured(entry)
+        attempts: list[Attempted] = []
+        last: BaseException | None = None
+        for target in targets:
+            attempt = Attempted(target.provider.id)
+            attempts.append(attempt)
+            try:
+                return await self._attempt(kind, target, payload, stream, started, attempts)
+            except self._retryable as exc:
+                attempt.error = _error_code(exc, self._timeouts)
+                last = exc
+                log.warning(
+                    "%s via %s failed (%s); %s",
+                    entry.id,
+                    target.provider.id,
+                    attempt.error,
+                    "trying the next provider" if target is not targets[-1] else "no provider left",
+                )
+            except Exception as exc:
+                attempt.error = _error_code(exc, self._timeouts)
+                err = self._client_error(exc, entry)
+                err.attempts = len(attempts)
+                raise err from None
+        assert last is not None
+        err = self._final_error(last, entry, attempts)
+        err.attempts = len(attempts)
+        raise err
+
+    async def _attempt(
+        self,
+        kind: Kind,
+        target: Target,
+        payload: dict[str, Any],
+        stream: bool,
+        started: float,
+        attempts: list[Attempted],
+    ) -> Opened:
+        lt = self._litellm
+        call = lt.acompletion if kind == "chat" else lt.atext_completion
+        kwargs = {
+            **payload,
+            **target.kwargs(kind),
+            "timeout": self.timeout_s,
+            "num_retries": 0,
+            "max_retries": 0,
+        }
+        if not stream:
+            response = await asyncio.wait_for(call(**kwargs), self.timeout_s)
+            now = time.perf_counter()
+            return Opened(target, attempts, started, response=response, first_at=now)
+        kwargs["stream"] = True
+        kwargs["stream_options"] = {"include_usage": True}
+        iterator = await asyncio.wait_for(call(**kwargs), self.timeout_s)
+        try:
+            first = await asyncio.wait_for(anext(iterator), self.timeout_s)
+        except StopAsyncIteration:
+            first = None
+        except BaseException:
+            await _close(iterator)
+            raise
+        return Opened(target, attempts, started, first=first, stream=iterator, first_at=time.perf_counter())
+
+    async def chunks(self, opened: Opened) -> AsyncIterator[Any]:
+        """The rest of a stream after its first chunk, each wait bounded by the timeout."""
+        iterator = opened.stream
+        try:
+            while True:
+                try:
+                    chunk = await asyncio.wait_for(anext(iterator), self.timeout_s)
+                except StopAsyncIteration:
+                    return
+                yield chunk
+        finally:
+            await _close(iterator)
+
+    # -- errors -------------------------------------------------------------------------------
+    def stream_error(self, exc: BaseException) -> APIError:
+        """An error after the first chunk, to end the stream with."""
+        if isinstance(exc, self._timeouts):
+            return UpstreamError("the provider stopped sending", code="upstream_timeout", status=504)
+        return UpstreamError("the provider failed mid-stream", code="upstream_error")
+
+    def _final_error(self, exc: BaseException, entry: ModelEntry, attempts: list[Attempted]) -> APIError:
+        tried = ", ".join(f"{a.provider} ({a.error})" for a in attempts)
+        if isinstance(exc, self._timeouts):
+            return UpstreamError(
+                f"{entry.id}: every provider timed out: {tried}", code="upstream_timeout", status=504
+            )
+        status = getattr(exc, "status_code", None)
+        if status == 429:
+            headers = {}
+            retry = _retry_after(exc)
+            if retry:
+                headers["retry-after"] = retry
+            return UpstreamError(
+                f"{entry.id}: every provider is rate limited: {tried}",
+                code="upstream_rate_limited",
+                status=429,
+                type="rate_limit_error",
+                headers=headers,
+            )
+        return UpstreamError(f"{entry.id}: every provider failed: {tried}", code="upstream_error")
+
+    def _client_error(self, exc: BaseException, entry: ModelEntry) -> APIError:
+        status = getattr(exc, "status_code", None)
+        message = _upstream_message(exc)
+        if status in (400, 413, 422):
+            code = (
+                "context_length_exceeded" if "ContextWindow" in type(exc).__name__ else "upstream_bad_request"
+            )
+            return BadRequest(f"{entry.id}: the provider refused the request: {message}", code=code)
+        if status in (401, 403):
+            return UpstreamError(f"{entry.id}: the provider refused our credentials", code="upstream_auth")
+        if status == 404:
+            return UpstreamError(
+                f"{entry.id}: the provider does not know this model", code="upstream_not_found"
+            )
+        log.error("%s: unexpected upstream error %s", entry.id, type(exc).__name__)
+        return UpstreamError(f"{entry.id}: the provider call failed", code="upstream_error")
+
+
+async def _close(iterator: Any) -> None:
+    """Close a litellm stream (and with it the upstream HTTP response)."""
+    for name in ("aclose", "close"):
+        fn = getattr(iterator, name, None)
+        if fn is not None:
+            try:
+                result = fn()
+                if asyncio.iscoroutine(result):
+                    await result
+            except Exception:  # closing a broken stream may fail; it is closed either way
+                pass
+            return
+    inner = getattr(iterator, "completion_stream", None)
+    if inner is not None:
+        await _close(inner)
+
+
+def _error_code(exc: BaseException, timeouts: tuple[type[BaseException], ...]) -> str:
+    if isinstance(exc, timeouts):
+        return "timeout"
+    status = getattr(exc, "status_code", None)
+    return f"status {status}" if isinstance(status, int) and status >= 400 else type(exc).__name__
+
+
+def _retry_after(exc: BaseException) -> str | None:
+    response = getattr(exc, "response", None)
+    headers = getattr(response, "headers", None) or {}
+    try:
+        value = headers.get("retry-after")
+    except Exception:
+        return None
+    return str(value) if value else None
+
+
+def _upstream_message(exc: BaseException) -> str:
+    """The provider's own message, without litellm's decoration; never carries our credentials."""
+    text = str(getattr(exc, "message", "") or exc)
+    for prefix in ("litellm.", "OpenAIException - ", "Error code: "):
+        text = text.replace(prefix, "")
+    return text[:500]
+
+
+def _version() -> str:
+    from importlib.metadata import version
+
+    return version("litellm")

@@ -1,0 +1,432 @@
+"""`Gateway`: the parts of a running service (catalogue, router, store, limiter, executor) and the
+request pipeline they form: authenticate -> admit (rate limit, budget) -> resolve the model ->
+execute upstream -> shape the answer -> write the ledger row."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from fastapi import Request
+from starlette.responses import Response, StreamingResponse
+
+from models_registry import Catalogue, ModelEntry, load_catalogue
+
+from . import shaping
+from .errors import APIError, Forbidden, NotFound, RateLimited, Unavailable
+from .executor import Executor, Opened
+from .keys import KeyRing, presented_key
+from .limits import Limiter, LimiterUnavailable, LimitResult, make_limiter
+from .settings import Settings
+from .store import KeyRecord, Store, UsageRow, open_store
+
+__all__ = ["Context", "Gateway"]
+
+log = logging.getLogger("pureai.service")
+
+Kind = Literal["chat", "text"]
+
+
+@dataclass
+class Context:
+    """One request on its way through the pipeline."""
+
+    request_id: str
+    key: KeyRecord
+    endpoint: str
+    arrived: float  # unix time
+    started: float  # perf_counter
+    limit: LimitResult | None = None
+
+    def elapsed_ms(self, now: float | None = None) -> float:
+        return ((now or time.perf_counter()) - self.started) * 1000.0
+
+    def headers(self) -> dict[str, str]:
+        return self.limit.headers() if self.limit else {}
+
+
+class Gateway:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.catalogue: Catalogue | None = None
+        self.router: Any = None
+        self.store: Store | None = None
+        self.limiter: Limiter | None = None
+        self.keys: KeyRing | None = None
+        self.executor = Executor(settings.request_timeout_s)
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    async def start(self) -> None:
+        from router import Router
+
+        s = self.settings
+        self.catalogue = load_catalogue(s.catalogue)
+        self.router = Router.load(s.artifacts, self.catalogue, threads=s.router_threads)
+        await asyncio.to_thread(self.router.select, "warm up", None, 0.5)  # builds the reference tables
+        self.store = open_store(s.store_url())
+        await self.store.open()
+        redis_url = s.redis_url.get_secret_value() if s.redis_url else None
+        self.limiter = make_limiter(redis_url, fail_open=s.rate_limit_fail_open)
+        admin = s.admin_key.get_secret_value() if s.admin_key else None
+        self.keys = KeyRing(self.store, admin, s.key_cache_s)
+        if admin is None and await self.store.count_admin_keys() == 0:
+            log.warning("no admin key: set PUREAI_ADMIN_KEY or run `pureai keys create --admin`")
+        self.executor.start()
+
+    async def stop(self) -> None:
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.limiter is not None:
+            await self.limiter.close()
+        if self.store is not None:
+            await self.store.close()
+
+    async def ready(self) -> dict[str, Any]:
+        """What /ready reports; raises Unavailable when a part is down."""
+        checks: dict[str, str] = {}
+        checks["router"] = "ok" if self.router is not None else "loading"
+        checks["executor"] = "ok" if self.executor.ready else "loading"
+        try:
+            assert self.store is not None
+            await self.store.ping()
+            checks["store"] = "ok"
+        except Exception as exc:
+            checks["store"] = f"down: {exc}"
+        try:
+            assert self.limiter is not None
+            await self.limiter.ping()
+            checks["limiter"] = "ok"
+        except Exception:
+            checks["limiter"] = "degraded (fail-open)" if self.settings.rate_limit_fail_open else "down"
+        ok = all(v == "ok" or v.startswith("degraded") for v in checks.values())
+        if not ok:
+            raise Unavailable(f"not ready: {checks}", code="not_ready", headers={"retry-after": "1"})
+        return {"status": "ready", "checks": checks}
+
+    # -- pipeline: who and how much -------------------------------------------------------------
+    async def authenticate(self, request: Request, endpoint: str) -> Context:
+        assert self.keys is not None
+        key = await self.keys.check(presented_key(request))
+        request_id = getattr(request.state, "request_id", None) or "req_" + secrets.token_hex(12)
+        return Context(request_id, key, endpoint, time.time(), time.perf_counter())
+
+    async def admit(self, ctx: Context) -> None:
+        """Rate limits and budget; RateLimited (429) or Unavailable (503, limiter down, fail-closed)."""
+        assert self.limiter is not None and self.store is not None
+        key = ctx.key
+        try:
+            ctx.limit = await self.limiter.acquire(key.id, key.rpm, key.tpm)
+        except LimiterUnavailable:
+            raise Unavailable(
+                "rate limiting is unavailable; try again shortly",
+                code="limiter_unavailable",
+                headers={"retry-after": "1"},
+            ) from None
+        if not ctx.limit.allowed:
+            what = "tokens" if ctx.limit.reason == "tokens" else "requests"
+            raise RateLimited(
+                f"rate limit reached for {what} per minute on this key; retry in {ctx.limit.retry_after_s:.1f}s",
+                ctx.limit.retry_after_s,
+                code="rate_limit_exceeded",
+                type=what,
+                headers=ctx.limit.headers(),
+            )
+        if key.budget_usd is not None:
+            spent = await self.store.spend_usd(key.id)
+            if spent >= key.budget_usd:
+                raise APIError(
+                    f"this key's budget of ${key.budget_usd:g} is spent",
+                    status=429,
+                    type="insufficient_quota",
+                    code="insufficient_quota",
+                )
+
+    def allowed(self, key: KeyRecord) -> list[ModelEntry]:
+        """The enabled models this key may use, in catalogue order."""
+        assert self.catalogue is not None
+        allowed = None if key.allowed_models is None else set(key.allowed_models)
+        return [m for m in self.catalogue.enabled() if allowed is None or m.id in allowed]
+
+    def resolve(self, model: str, key: KeyRecord, param: str = "model") -> ModelEntry:
+        """The entry of `model`: NotFound (404) unknown or disabled, Forbidden (403) not allowed."""
+        assert self.catalogue is not None
+        entry = self.catalogue.models.get(model)
+        if entry is None:
+            model_id = self.catalogue.by_alias(model)
+            entry = self.catalogue.models.get(model_id) if model_id else None
+        if entry is None or not entry.enabled:
+            why = "is disabled" if entry is not None else "does not exist"
+            raise NotFound(f"the model {model!r} {why}", code="model_not_found", param=param)
+        if key.allowed_models is not None and entry.id not in key.allowed_models:
+            raise Forbidden(
+                f"this key may not use the model {model!r}", code="model_not_allowed", param=param
+            )
+        return entry
+
+    # -- pipeline: routing ----------------------------------------------------------------------
+    async def decide(
+        self, messages: list[dict[str, Any]], models: list[str] | None, cost_weight: float, key: KeyRecord
+    ) -> Any:
+        pool = (
+            [self.resolve(m, key, "models").id for m in models]
+            if models
+            else [m.id for m in self.allowed(key)]
+        )
+        if not pool:
+            raise Forbidden(
+                "this key may not use any enabled model", code="model_not_allowed", param="models"
+            )
+        return await asyncio.to_thread(self.router.select, messages, list(dict.fromkeys(pool)), cost_weight)
+
+    # -- pipeline: execution --------------------------------------------------------------------
+    async def run(
+        self,
+        ctx: Context,
+        kind: Kind,
+        entry: ModelEntry,
+        payload: dict[str, Any],
+        stream: bool,
+        *,
+        usage_chunk: bool = False,
+        routing: dict[str, Any] | None = None,
+    ) -> Response:
+        """Execute on `entry`'s providers; a JSON response or an SSE stream."""
+        try:
+            opened = await self.executor.open(kind, entry, payload, stream, ctx.started)
+        except APIError as exc:
+            self._failed(ctx, entry, exc)
+            raise
+        headers = {
+            **ctx.headers(),
+            "x-pureai-model": entry.id,
+            "x-pureai-provider": opened.target.provider.id,
+        }
+        if stream:
+            relay = self._relay(ctx, kind, entry, opened, payload, usage_chunk, routing)
+            headers.update({"cache-control": "no-cache", "x-accel-buffering": "no"})
+            return StreamingResponse(relay, media_type="text/event-stream", headers=headers)
+        now = time.perf_counter()
+        body = shaping.completion_body(opened.response, kind, entry.id)
+        tokens = shaping.Tokens.from_usage(getattr(opened.response, "usage", None)) or self._estimate(
+            payload, body, kind
+        )
+        latency = ctx.elapsed_ms(now)
+        body["usage"] = shaping.usage_body(entry, tokens, latency, latency)
+        if routing is not None:
+            body = {
+                "id": body["id"],
+                "object": body["object"],
+                "created": body["created"],
+                "model": body["model"],
+                "routing": routing,
+                "choices": body["choices"],
+                "usage": body["usage"],
+            }
+        await self._ledger(ctx, entry, opened, body["usage"], 200, None, stream=False)
+        await self._tokens(ctx, tokens)
+        return shaping.JSON(body, headers=headers)
+
+    async def _relay(
+        self,
+        ctx: Context,
+        kind: Kind,
+        entry: ModelEntry,
+        opened: Opened,
+        payload: dict[str, Any],
+        usage_chunk: bool,
+        routing: dict[str, Any] | None,
+    ) -> AsyncIterator[bytes]:
+        shape = shaping.chat_chunk if kind == "chat" else shaping.text_chunk
+        stream_id = ("chatcmpl-" if kind == "chat" else "cmpl-") + secrets.token_hex(12)
+        created = int(time.time())
+        reported: shaping.Tokens | None = None
+        text: list[str] = []
+        held: dict[str, Any] | None = None  # the finish chunk, held back to carry the usage
+        ttft: float | None = None
+        finished = False
+        try:
+            if routing is not None:
+                first = {
+                    "id": stream_id,
+                    "object": "chat.completion.chunk",
+                    "created": created,
+                    "model": entry.id,
+                    "routing": routing,
+                    "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}],
+                }
+                yield shaping.sse(first)
+            async for raw in self._chain(opened):
+                reported = shaping.Tokens.from_usage(getattr(raw, "usage", None)) or reported
+                chunk = shape(raw, entry.id, stream_id, created)
+                if chunk is None:
+                    continue
+                if ttft is None and shaping.chunk_text(chunk):
+                    ttft = ctx.elapsed_ms()
+                if routing is not None and kind == "chat":
+                    for choice in chunk["choices"]:
+                        choice["delta"].pop("role", None)
+                    if not any(c["delta"] or c.get("finish_reason") for c in chunk["choices"]):
+                        continue
+                text.append(shaping.chunk_text(chunk))
+                if held is not None:
+                    yield shaping.sse(held)
+                    held = None
+                if any(c.get("finish_reason") for c in chunk["choices"]):
+                    held = chunk
+                    continue
+                yield shaping.sse(chunk)
+            finished = True
+        except asyncio.CancelledError:
+            tokens = reported or self._estimate_stream(payload, text, kind)
+            usage = shaping.usage_body(entry, tokens, ctx.elapsed_ms(), ttft)
+            self._later(self._ledger(ctx, entry, opened, usage, 200, "client_disconnected", stream=True))
+            raise
+        except Exception as exc:
+            err = self.executor.stream_error(exc)
+            log.warning(
+                "%s: stream from %s broke: %s", entry.id, opened.target.provider.id, type(exc).__name__
+            )
+            tokens = reported or self._estimate_stream(payload, text, kind)
+            usage = shaping.usage_body(entry, tokens, ctx.elapsed_ms(), ttft)
+            if held is not None:
+                yield shaping.sse(held)
+            yield shaping.sse(err.body())
+            await self._ledger(ctx, entry, opened, usage, 200, err.code, stream=True)
+            await self._tokens(ctx, tokens)
+            return
+        assert finished
+        tokens = reported or self._estimate_stream(payload, text, kind)
+        usage = shaping.usage_body(entry, tokens, ctx.elapsed_ms(), ttft)
+        if held is None:
+            empty: dict[str, Any] = {"index": 0, "delta": {}} if kind == "chat" else {"index": 0, "text": ""}
+            held = {
+                "id": stream_id,
+                "object": "chat.completion.chunk" if kind == "chat" else "text_completion.chunk",
+                "created": created,
+                "model": entry.id,
+                "choices": [{**empty, "finish_reason": "stop"}],
+            }
+        if usage_chunk:
+            yield shaping.sse(held)
+            yield shaping.sse(
+                {**{k: held[k] for k in ("id", "object", "created", "model")}, "choices": [], "usage": usage}
+            )
+        else:
+            held["usage"] = usage
+            yield shaping.sse(held)
+        await self._ledger(ctx, entry, opened, usage, 200, None, stream=True)
+        await self._tokens(ctx, tokens)
+        yield shaping.sse_done()
+
+    async def _chain(self, opened: Opened) -> AsyncIterator[Any]:
+        if opened.first is not None:
+            yield opened.first
+        async for chunk in self.executor.chunks(opened):
+            yield chunk
+
+    # -- accounting -----------------------------------------------------------------------------
+    def _estimate(self, payload: dict[str, Any], body: dict[str, Any], kind: Kind) -> shaping.Tokens:
+        out = "".join(
+            str((c.get("message") or {}).get("content") or "") if kind == "chat" else str(c.get("text") or "")
+            for c in body.get("choices", [])
+        )
+        return shaping.Tokens(_prompt_tokens(payload), max(1, len(out) // 4) if out else 0)
+
+    def _estimate_stream(self, payload: dict[str, Any], text: list[str], kind: Kind) -> shaping.Tokens:
+        out = "".join(text)
+        return shaping.Tokens(_prompt_tokens(payload), max(1, len(out) // 4) if out else 0)
+
+    async def _tokens(self, ctx: Context, tokens: shaping.Tokens) -> None:
+        if ctx.key.tpm is not None and self.limiter is not None:
+            try:
+                await self.limiter.record_tokens(ctx.key.id, ctx.key.tpm, tokens.prompt + tokens.completion)
+            except Exception as exc:  # the answer is delivered; a limiter hiccup must not fail it
+                log.warning("could not record tokens for rate limits: %s", type(exc).__name__)
+
+    async def _ledger(
+        self,
+        ctx: Context,
+        entry: ModelEntry,
+        opened: Opened,
+        usage: dict[str, Any],
+        status: int,
+        error: str | None,
+        *,
+        stream: bool,
+    ) -> None:
+        fields = {k: usage[k] for k in _LEDGER_USAGE}
+        cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens", 0)
+        await self._write(
+            self._row(
+                ctx,
+                entry,
+                status,
+                error,
+                provider=opened.target.provider.id,
+                cached_tokens=cached,
+                stream=stream,
+                attempts=len(opened.attempts),
+                **fields,
+            )
+        )
+
+    def _failed(self, ctx: Context, entry: ModelEntry, exc: APIError) -> None:
+        """A ledger row for a request that failed before any answer (written in the background)."""
+        attempts = getattr(exc, "attempts", 0)
+        self._later(
+            self._write(
+                self._row(
+                    ctx, entry, exc.status, exc.code, attempts=attempts, latency_ms=round(ctx.elapsed_ms(), 1)
+                )
+            )
+        )
+
+    def _row(
+        self, ctx: Context, entry: ModelEntry, status: int, error: str | None, **fields: Any
+    ) -> UsageRow:
+        return UsageRow(
+            request_id=ctx.request_id, key_id=ctx.key.id, tenant=ctx.key.tenant, created=ctx.arrived,
+            endpoint=ctx.endpoint, model=entry.id, provider=fields.pop("provider", None), status=status,
+            error=error, routed=ctx.endpoint == "router", **fields,
+        )  # fmt: skip
+
+    async def _write(self, row: UsageRow) -> None:
+        assert self.store is not None
+        try:
+            await self.store.record_usage(row)
+        except Exception as exc:
+            log.error("ledger write failed for %s: %s", row.request_id, exc)
+
+    def _later(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+_LEDGER_USAGE = (
+    "prompt_tokens", "completion_tokens", "input_cost_usd", "output_cost_usd", "cache_input_cost_usd",
+    "total_cost_usd", "latency_ms", "ttft_ms",
+)  # fmt: skip
+
+
+def _prompt_tokens(payload: dict[str, Any]) -> int:
+    """chars / 4 over the prompt or messages' text: an estimate for when upstream does not say."""
+    from router._text import estimate_tokens
+
+    if "messages" in payload:
+        parts: list[str] = []
+        for m in payload["messages"]:
+            content = m.get("content")
+            if isinstance(content, str):
+                parts.append(content)
+            elif isinstance(content, list):
+                parts.extend(str(p.get("text") or "") for p in content if isinstance(p, dict))
+        return estimate_tokens(len("\n".join(parts)))
+    prompt = payload.get("prompt")
+    return estimate_tokens(len(prompt if isinstance(prompt, str) else "\n".join(map(str, prompt or []))))

@@ -1,0 +1,31 @@
+"""POST /v1/chat/completions and POST /v1/completions, streamed or not."""
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from ..protocol import ChatRequest, CompletionRequest, parse_body
+from . import gateway
+
+router = APIRouter(tags=["completions"])
+
+
+@router.post("/v1/chat/completions")
+async def chat_completions(request: Request) -> Response:
+    gw = gateway(request)
+    ctx = await gw.authenticate(request, "chat.completions")  # before the body is read
+    req = parse_body(await request.body(), ChatRequest)
+    entry = gw.resolve(req.model, ctx.key)
+    await gw.admit(ctx)
+    payload = {"messages": req.message_dicts(), **req.upstream_params()}
+    return await gw.run(ctx, "chat", entry, payload, req.stream, usage_chunk=req.include_usage_chunk())
+
+
+@router.post("/v1/completions")
+async def completions(request: Request) -> Response:
+    gw = gateway(request)
+    ctx = await gw.authenticate(request, "completions")
+    req = parse_body(await request.body(), CompletionRequest)
+    entry = gw.resolve(req.model, ctx.key)
+    await gw.admit(ctx)
+    payload = {"prompt": req.prompt, **req.upstream_params()}
+    return await gw.run(ctx, "text", entry, payload, req.stream, usage_chunk=req.include_usage_chunk())

@@ -1,0 +1,53 @@
+"""POST /v1/router: choose a model for the messages, then (by default) run it.
+
+`execute: false` returns the decision only — it calls no provider, so it needs no provider
+credential. The decision carries, beside the reference's three fields, the candidates' predicted
+quality, expected cost and utility, the prompt's capabilities and complexity.
+"""
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from ..protocol import RouterRequest, parse_body
+from ..shaping import JSON
+from . import gateway
+
+router = APIRouter(tags=["router"])
+
+
+@router.post("/v1/router")
+async def route(request: Request) -> Response:
+    gw = gateway(request)
+    ctx = await gw.authenticate(request, "router")
+    req = parse_body(await request.body(), RouterRequest)
+    messages = req.message_dicts()
+    decision = await gw.decide(messages, req.models, req.cost_weight, ctx.key)
+    await gw.admit(ctx)
+    routing = decision.to_api()
+    if not req.execute:
+        return JSON({**routing, **_details(decision)}, headers=ctx.headers())
+    entry = gw.resolve(decision.selected_model, ctx.key)
+    payload = {"messages": messages, **req.upstream_params()}
+    return await gw.run(
+        ctx, "chat", entry, payload, req.stream, usage_chunk=req.include_usage_chunk(), routing=routing
+    )
+
+
+def _details(decision: Any) -> dict[str, Any]:
+    return {
+        "cost_weight": decision.cost_weight,
+        "complexity": round(decision.complexity, 4),
+        "capabilities": {k: round(v, 4) for k, v in decision.capabilities.items()},
+        "candidates": [
+            {
+                "model": c.model,
+                "quality": round(c.quality, 4),
+                "cost_usd": c.cost_usd,
+                "utility": round(c.utility, 6),
+                "quality_source": c.quality_source,
+            }
+            for c in decision.candidates
+        ],
+    }

@@ -1,0 +1,63 @@
+"""GET /v1/usage: the ledger's rows for the calling key (an admin key may read any key or tenant)."""
+
+from dataclasses import asdict
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from ..errors import BadRequest
+from . import gateway
+
+router = APIRouter(tags=["usage"])
+
+
+@router.get("/v1/usage")
+async def usage(request: Request) -> dict[str, Any]:
+    gw = gateway(request)
+    ctx = await gw.authenticate(request, "usage")
+    q = request.query_params
+    since, until = _time(q.get("start"), "start"), _time(q.get("end"), "end")
+    limit = _int(q.get("limit"), "limit", 1000)
+    key_id: str | None = ctx.key.id
+    tenant: str | None = None
+    if ctx.key.admin:
+        key_id, tenant = q.get("key_id") or None, q.get("tenant") or None
+    assert gw.store is not None
+    rows = await gw.store.usage(key_id=key_id, tenant=tenant, since=since, until=until, limit=limit)
+    data = [asdict(r) for r in rows]
+    totals = {
+        "requests": len(rows),
+        "prompt_tokens": sum(r.prompt_tokens for r in rows),
+        "completion_tokens": sum(r.completion_tokens for r in rows),
+        "total_cost_usd": round(sum(r.total_cost_usd for r in rows), 10),
+    }
+    return {"object": "list", "data": data, "totals": totals}
+
+
+def _time(value: str | None, name: str) -> float | None:
+    if value is None or value == "":
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        raise BadRequest(
+            f"'{name}' must be unix seconds or an ISO 8601 time, got {value!r}", param=name
+        ) from None
+
+
+def _int(value: str | None, name: str, default: int) -> int:
+    if value is None:
+        return default
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
+    if not 1 <= n <= 100_000:
+        raise BadRequest(f"'{name}' must be an integer in [1, 100000], got {value!r}", param=name)
+    return n

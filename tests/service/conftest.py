@@ -1,0 +1,71 @@
+"""Fixtures for the gateway tests: two fake upstreams and one real gateway process (per session).
+
+Tests that change server settings start their own gateway with `Gateway.start`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.service.fake_upstream import FakeUpstream
+from tests.service.gateway_server import Gateway, catalogue
+
+PROVIDER_KEYS = {
+    "TEST_OPENAI_KEY": "sk-openai-Xy7Qw2",
+    "TEST_GROQ_KEY": "gsk-groq-Vb9Pm4",
+    "TEST_MISTRAL_KEY": "mk-Lk3",
+}
+
+
+@pytest.fixture(scope="session")
+def upstreams() -> Iterator[tuple[FakeUpstream, FakeUpstream]]:
+    a = FakeUpstream.start("A")
+    b = FakeUpstream.start("B")
+    try:
+        yield a, b
+    finally:
+        a.stop()
+        b.stop()
+
+
+@pytest.fixture(scope="session")
+def catalogue_file(
+    upstreams: tuple[FakeUpstream, FakeUpstream], tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    path = tmp_path_factory.mktemp("catalogue") / "catalogue.toml"
+    path.write_text(catalogue(upstreams[0].url, upstreams[1].url))
+    return path
+
+
+def gateway_env(catalogue_file: Path, data: Path, **extra: str) -> dict[str, str]:
+    return {
+        "PUREAI_CATALOGUE": str(catalogue_file),
+        "PUREAI_DATABASE_URL": str(data / "pureai.db"),
+        "PUREAI_REQUEST_TIMEOUT_S": "3",
+        **PROVIDER_KEYS,
+        **extra,
+    }
+
+
+@pytest.fixture(scope="session")
+def gateway(catalogue_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    data = tmp_path_factory.mktemp("gateway")
+    with Gateway.start(gateway_env(catalogue_file, data)) as gw:
+        yield gw
+
+
+@pytest.fixture()
+def fresh(upstreams: tuple[FakeUpstream, FakeUpstream]) -> tuple[FakeUpstream, FakeUpstream]:
+    """The upstreams with empty scripts and logs."""
+    for u in upstreams:
+        u.reset()
+    return upstreams
+
+
+@pytest.fixture()
+def key(gateway: Gateway) -> str:
+    """A new tenant key without limits."""
+    return gateway.new_key(tenant="t-test", name="test")
