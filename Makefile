@@ -1,5 +1,5 @@
 # Two commands a newcomer needs (see README):
-#   make route   install the serving set and route a prompt
+#   make serve   install the serving set and start the gateway
 #   make test    install everything (train, export, dev) and run lint, types and the whole test suite
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -11,7 +11,7 @@ export LITELLM_LOCAL_MODEL_COST_MAP := True
 # Catalogue models with outcome rows in ../shared (train_ok=true) that the shipped artifacts learn.
 SHIPPED_MODELS := gpt-4o-mini,gpt-4o,gpt-4-turbo,gpt-3.5-turbo,o1-mini,claude-3-haiku,claude-3-5-sonnet,claude-3-opus,gemini-1.5-flash,gemini-1.5-pro,llama-3.1-70b-instruct,llama-3.1-8b-instruct,llama-3.1-405b-instruct,deepseek-chat,mixtral-8x7b-instruct,mistral-large-latest,qwen-2.5-72b-instruct,gemma-2-9b-it,phi-3-mini,command-r
 
-.PHONY: route test install-serve install-dev lint artifacts bench-routing bench-latency
+.PHONY: serve route test install-serve install-dev lint artifacts bench-routing bench-latency
 
 $(PY):
 	python3.11 -m venv $(VENV) || python3 -m venv $(VENV)
@@ -23,6 +23,9 @@ install-serve: $(PY)
 install-dev: $(PY)
 	$(PIP) install -q torch==2.13.0
 	$(PIP) install -q -e '.[train,export,dev]'
+
+serve: install-serve
+	$(VENV)/bin/pureai serve
 
 route: install-serve
 	$(VENV)/bin/pureai route "$(PROMPT)" --models $(MODELS) --cost-weight $(COST_WEIGHT)

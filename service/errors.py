@@ -34,6 +34,7 @@ class APIError(Exception):
     status = 500
     type = "api_error"
     attempts = 0  # upstream attempts made before the error (0: none)
+    recorded = False  # a ledger row was written for it
 
     def __init__(
         self,

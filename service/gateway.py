@@ -9,6 +9,7 @@ import logging
 import secrets
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -42,6 +43,7 @@ class Context:
     arrived: float  # unix time
     started: float  # perf_counter
     limit: LimitResult | None = None
+    model: str | None = None  # the model asked for, for the ledger row of a refused request
 
     def elapsed_ms(self, now: float | None = None) -> float:
         return ((now or time.perf_counter()) - self.started) * 1000.0
@@ -115,6 +117,28 @@ class Gateway:
         key = await self.keys.check(presented_key(request))
         request_id = getattr(request.state, "request_id", None) or "req_" + secrets.token_hex(12)
         return Context(request_id, key, endpoint, time.time(), time.perf_counter())
+
+    @asynccontextmanager
+    async def recorded(self, ctx: Context) -> AsyncIterator[Context]:
+        """Writes a ledger row for an error raised inside (a refused or failed request)."""
+        try:
+            yield ctx
+        except APIError as exc:
+            if not exc.recorded:
+                exc.recorded = True
+                self._later(
+                    self._write(
+                        self._row(
+                            ctx,
+                            None,
+                            exc.status,
+                            exc.code,
+                            model=ctx.model,
+                            latency_ms=round(ctx.elapsed_ms(), 1),
+                        )
+                    )
+                )
+            raise
 
     async def admit(self, ctx: Context) -> None:
         """Rate limits and budget; RateLimited (429) or Unavailable (503, limiter down, fail-closed)."""
@@ -201,6 +225,7 @@ class Gateway:
             opened = await self.executor.open(kind, entry, payload, stream, ctx.started)
         except APIError as exc:
             self._failed(ctx, entry, exc)
+            exc.recorded = True
             raise
         headers = {
             **ctx.headers(),
@@ -376,6 +401,12 @@ class Gateway:
             )
         )
 
+    def decided(self, ctx: Context, entry: ModelEntry) -> None:
+        """A ledger row for a decision-only /v1/router call (no tokens, no cost; in the background)."""
+        self._later(
+            self._write(self._row(ctx, entry, 200, None, attempts=0, latency_ms=round(ctx.elapsed_ms(), 1)))
+        )
+
     def _failed(self, ctx: Context, entry: ModelEntry, exc: APIError) -> None:
         """A ledger row for a request that failed before any answer (written in the background)."""
         attempts = getattr(exc, "attempts", 0)
@@ -388,11 +419,12 @@ class Gateway:
         )
 
     def _row(
-        self, ctx: Context, entry: ModelEntry, status: int, error: str | None, **fields: Any
+        self, ctx: Context, entry: ModelEntry | None, status: int, error: str | None, **fields: Any
     ) -> UsageRow:
+        model = entry.id if entry else fields.pop("model", None)
         return UsageRow(
             request_id=ctx.request_id, key_id=ctx.key.id, tenant=ctx.key.tenant, created=ctx.arrived,
-            endpoint=ctx.endpoint, model=entry.id, provider=fields.pop("provider", None), status=status,
+            endpoint=ctx.endpoint, model=model, provider=fields.pop("provider", None), status=status,
             error=error, routed=ctx.endpoint == "router", **fields,
         )  # fmt: skip
 

@@ -13,19 +13,23 @@ router = APIRouter(tags=["completions"])
 async def chat_completions(request: Request) -> Response:
     gw = gateway(request)
     ctx = await gw.authenticate(request, "chat.completions")  # before the body is read
-    req = parse_body(await request.body(), ChatRequest)
-    entry = gw.resolve(req.model, ctx.key)
-    await gw.admit(ctx)
-    payload = {"messages": req.message_dicts(), **req.upstream_params()}
-    return await gw.run(ctx, "chat", entry, payload, req.stream, usage_chunk=req.include_usage_chunk())
+    async with gw.recorded(ctx):
+        req = parse_body(await request.body(), ChatRequest)
+        ctx.model = req.model
+        entry = gw.resolve(req.model, ctx.key)
+        await gw.admit(ctx)
+        payload = {"messages": req.message_dicts(), **req.upstream_params()}
+        return await gw.run(ctx, "chat", entry, payload, req.stream, usage_chunk=req.include_usage_chunk())
 
 
 @router.post("/v1/completions")
 async def completions(request: Request) -> Response:
     gw = gateway(request)
     ctx = await gw.authenticate(request, "completions")
-    req = parse_body(await request.body(), CompletionRequest)
-    entry = gw.resolve(req.model, ctx.key)
-    await gw.admit(ctx)
-    payload = {"prompt": req.prompt, **req.upstream_params()}
-    return await gw.run(ctx, "text", entry, payload, req.stream, usage_chunk=req.include_usage_chunk())
+    async with gw.recorded(ctx):
+        req = parse_body(await request.body(), CompletionRequest)
+        ctx.model = req.model
+        entry = gw.resolve(req.model, ctx.key)
+        await gw.admit(ctx)
+        payload = {"prompt": req.prompt, **req.upstream_params()}
+        return await gw.run(ctx, "text", entry, payload, req.stream, usage_chunk=req.include_usage_chunk())

@@ -21,18 +21,21 @@ router = APIRouter(tags=["router"])
 async def route(request: Request) -> Response:
     gw = gateway(request)
     ctx = await gw.authenticate(request, "router")
-    req = parse_body(await request.body(), RouterRequest)
-    messages = req.message_dicts()
-    decision = await gw.decide(messages, req.models, req.cost_weight, ctx.key)
-    await gw.admit(ctx)
-    routing = decision.to_api()
-    if not req.execute:
-        return JSON({**routing, **_details(decision)}, headers=ctx.headers())
-    entry = gw.resolve(decision.selected_model, ctx.key)
-    payload = {"messages": messages, **req.upstream_params()}
-    return await gw.run(
-        ctx, "chat", entry, payload, req.stream, usage_chunk=req.include_usage_chunk(), routing=routing
-    )
+    async with gw.recorded(ctx):
+        req = parse_body(await request.body(), RouterRequest)
+        messages = req.message_dicts()
+        decision = await gw.decide(messages, req.models, req.cost_weight, ctx.key)
+        ctx.model = decision.selected_model
+        await gw.admit(ctx)
+        routing = decision.to_api()
+        entry = gw.resolve(decision.selected_model, ctx.key)
+        if not req.execute:
+            gw.decided(ctx, entry)
+            return JSON({**routing, **_details(decision)}, headers=ctx.headers())
+        payload = {"messages": messages, **req.upstream_params()}
+        return await gw.run(
+            ctx, "chat", entry, payload, req.stream, usage_chunk=req.include_usage_chunk(), routing=routing
+        )
 
 
 def _details(decision: Any) -> dict[str, Any]:

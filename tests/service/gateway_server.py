@@ -40,15 +40,20 @@ class Gateway:
         self.http = httpx.Client(base_url=self.url, timeout=30.0, trust_env=False)
 
     @classmethod
-    def start(cls, env: dict[str, str], *, workers: int = 1, timeout: float = 90.0) -> Gateway:
+    def start(cls, env: dict[str, str | None], *, workers: int = 1, timeout: float = 90.0) -> Gateway:
+        """Start `pureai serve` with `env` over os.environ (a None value unsets a variable)."""
         port = free_port()
         full = {
             **os.environ,
             "PUREAI_ADMIN_KEY": ADMIN_KEY,
             "LITELLM_LOCAL_MODEL_COST_MAP": "True",
             "PUREAI_LOG_LEVEL": "info",
-            **env,
         }
+        for name, value in env.items():
+            if value is None:
+                full.pop(name, None)
+            else:
+                full[name] = value
         fd, name = tempfile.mkstemp(prefix="pureai-gateway-", suffix=".log")
         os.close(fd)
         log_path = Path(name)

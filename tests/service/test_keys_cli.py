@@ -1,0 +1,74 @@
+"""`pureai keys create|list|revoke` and the first start's admin key, through the real CLI and server."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from pathlib import Path
+
+from tests.service.conftest import gateway_env
+from tests.service.gateway_server import PUREAI, Gateway
+
+KEY = re.compile(r"pk-[0-9a-f]{12}-[A-Za-z0-9_-]+")
+
+
+def pureai(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(PUREAI), *args], capture_output=True, text=True, timeout=60)
+
+
+def test_keys_create_list_revoke_and_use(tmp_path: Path, catalogue_file: Path) -> None:
+    db = ["--database-url", f"sqlite:///{tmp_path}/keys.db"]
+    made = pureai("keys", "create", "--tenant", "acme", "--name", "ci", "--models", "gpt-4o-mini", "--rpm", "5",
+                  "--json", *db)  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    created = json.loads(made.stdout)
+    secret, key_id = created["key"], created["id"]
+    assert KEY.fullmatch(secret) and secret.startswith(f"pk-{key_id}-")
+    assert secret.encode() not in (tmp_path / "keys.db").read_bytes()  # only its hash is stored
+
+    listed = pureai("keys", "list", "--json", *db)
+    assert listed.returncode == 0 and secret not in listed.stdout
+    (row,) = json.loads(listed.stdout)
+    assert row | {"created": 0} == {
+        "id": key_id, "object": "api_key", "tenant": "acme", "name": "ci", "admin": False,
+        "models": ["gpt-4o-mini"], "rpm": 5, "tpm": None, "budget_usd": None, "created": 0, "revoked": None,
+    }  # fmt: skip
+
+    env = gateway_env(catalogue_file, tmp_path, PUREAI_DATABASE_URL=f"sqlite:///{tmp_path}/keys.db",
+                      PUREAI_KEY_CACHE_S="0")  # fmt: skip
+    with Gateway.start(env) as gw:
+        auth = {"x-api-key": secret}
+        assert gw.http.get("/v1/models", headers=auth).json()["data"][0]["id"] == "gpt-4o-mini"
+        revoked = pureai("keys", "revoke", key_id, *db)
+        assert revoked.returncode == 0 and key_id in revoked.stdout
+        refused = gw.http.get("/v1/models", headers=auth)  # no key cache: the CLI's revocation holds at once
+        assert refused.status_code == 401 and refused.json()["error"]["code"] == "invalid_api_key"
+    assert json.loads(pureai("keys", "list", "--json", *db).stdout)[0]["revoked"] is not None
+
+
+def test_keys_cli_errors_name_what_is_wrong(tmp_path: Path) -> None:
+    db = ["--database-url", f"sqlite:///{tmp_path}/k.db"]
+    unknown = pureai("keys", "create", "--models", "gpt-9o", *db)
+    assert unknown.returncode == 2 and "gpt-9o" in unknown.stderr and "Traceback" not in unknown.stderr
+    again = pureai("keys", "revoke", "0123456789ab", *db)
+    assert again.returncode == 2 and "0123456789ab" in again.stderr
+    bad_rpm = pureai("keys", "create", "--rpm", "0", *db)
+    assert bad_rpm.returncode != 0 and "--rpm" in bad_rpm.stderr
+    bad_store = pureai("keys", "list", "--database-url", "mysql://x/y")
+    assert bad_store.returncode == 2 and "mysql" in bad_store.stderr and "Traceback" not in bad_store.stderr
+
+
+def test_first_start_prints_an_admin_key_once(tmp_path: Path, catalogue_file: Path) -> None:
+    env = gateway_env(catalogue_file, tmp_path, PUREAI_ADMIN_KEY=None)
+    with Gateway.start(env) as gw:
+        keys = KEY.findall(gw.logs())
+        assert len(keys) == 1
+        admin = {"x-api-key": keys[0]}
+        made = gw.http.post("/v1/admin/keys", headers=admin, json={"tenant": "first"})
+        assert made.status_code == 201
+        tenant = {"x-api-key": made.json()["key"]}
+        assert gw.http.get("/v1/admin/keys", headers=tenant).status_code == 403
+    with Gateway.start(env) as gw:
+        assert KEY.findall(gw.logs()) == []  # the store has an admin key now
+        assert gw.http.get("/v1/admin/keys", headers=admin).status_code == 200
