@@ -114,6 +114,20 @@ class Executor:
         lt = self._litellm
         return bool(lt is not None and not getattr(lt, "disable_aiohttp_transport", True))
 
+    def transports(self) -> list[str]:
+        """The HTTP transports of the clients litellm has cached (e.g. "LiteLLMAiohttpTransport"):
+        what upstream calls actually go through, read off the live clients."""
+        cache = getattr(self._litellm, "in_memory_llm_clients_cache", None)
+        names: set[str] = set()
+        for client in list(getattr(cache, "cache_dict", {}).values()):
+            inner = getattr(client, "_client", client)  # AsyncOpenAI wraps an httpx.AsyncClient
+            transport = getattr(inner, "_transport", None) or getattr(
+                getattr(inner, "client", None), "_transport", None
+            )
+            if transport is not None:
+                names.add(type(transport).__name__)
+        return sorted(names)
+
     # -- targets ------------------------------------------------------------------------------
     def targets(self, entry: ModelEntry) -> list[Target]:
         """The enabled providers that can be called, primary first; BadRequest-free, may be empty."""

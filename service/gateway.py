@@ -109,7 +109,7 @@ class Gateway:
         ok = all(v == "ok" or v.startswith("degraded") for v in checks.values())
         if not ok:
             raise Unavailable(f"not ready: {checks}", code="not_ready", headers={"retry-after": "1"})
-        return {"status": "ready", "checks": checks}
+        return {"status": "ready", "checks": checks, "upstream_transports": self.executor.transports()}
 
     # -- pipeline: who and how much -------------------------------------------------------------
     async def authenticate(self, request: Request, endpoint: str) -> Context:

@@ -1,0 +1,98 @@
+"""GET /v1/usage: the ledger read back, and the transport litellm uses upstream."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from tests.service.gateway_server import Gateway
+from tests.service.sse import stream
+
+
+def h(key: str) -> dict[str, str]:
+    return {"x-api-key": key}
+
+
+def rows_of(gateway: Gateway, key: str, want: int, **params: Any) -> dict[str, Any]:
+    """The key's usage once it holds `want` rows (refused requests are written in the background)."""
+    deadline = time.monotonic() + 5
+    while True:
+        body: dict[str, Any] = gateway.http.get("/v1/usage", headers=h(key), params=params).json()
+        if len(body["data"]) >= want or time.monotonic() > deadline:
+            return body
+        time.sleep(0.02)  # polling a background write, bounded by the deadline
+
+
+def test_every_request_has_a_ledger_row_matching_its_usage(gateway: Gateway, fresh: Any, key: str) -> None:
+    chat = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hello there"}]}
+    plain = gateway.http.post("/v1/chat/completions", headers=h(key), json=chat).json()
+    _, events = stream(gateway.http, "/v1/chat/completions", h(key), {**chat, "stream": True})
+    streamed = events[-2]["usage"]
+    gateway.http.post("/v1/router", headers=h(key), json={"messages": chat["messages"], "execute": False})
+    refused = gateway.http.post("/v1/chat/completions", headers=h(key), json={**chat, "model": "gpt-9"})
+    assert refused.status_code == 404
+
+    body = rows_of(gateway, key, 4)
+    rows = sorted(body["data"], key=lambda r: r["created"])
+    assert [(r["endpoint"], r["status"], r["stream"]) for r in rows] == [
+        ("chat.completions", 200, False),
+        ("chat.completions", 200, True),
+        ("router", 200, False),
+        ("chat.completions", 404, False),
+    ]
+    first, second, decision, missing = rows
+    for row, usage in ((first, plain["usage"]), (second, streamed)):
+        for field in ("prompt_tokens", "completion_tokens", "total_cost_usd", "latency_ms", "ttft_ms"):
+            assert row[field] == pytest.approx(usage[field]), field
+        assert (row["model"], row["provider"], row["attempts"], row["error"]) == (
+            "gpt-4o-mini",
+            "openai",
+            1,
+            None,
+        )
+    assert decision["routed"] and decision["total_cost_usd"] == 0 and decision["model"]
+    assert (missing["model"], missing["error"]) == ("gpt-9", "model_not_found")
+    assert body["totals"]["requests"] == 4
+    assert body["totals"]["total_cost_usd"] == pytest.approx(
+        plain["usage"]["total_cost_usd"] + streamed["total_cost_usd"]
+    )
+
+
+def test_usage_filters_by_time_and_limit(gateway: Gateway, fresh: Any, key: str) -> None:
+    chat = {"model": "claude-3-haiku", "messages": [{"role": "user", "content": "x"}]}
+    before = time.time()
+    for _ in range(3):
+        assert gateway.http.post("/v1/chat/completions", headers=h(key), json=chat).status_code == 200
+    after = time.time()
+    assert len(rows_of(gateway, key, 3, start=before, end=after)["data"]) == 3
+    assert rows_of(gateway, key, 0, start=after + 1)["data"] == []
+    iso = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(before - 1))
+    assert len(rows_of(gateway, key, 3, start=iso)["data"]) == 3
+    assert len(rows_of(gateway, key, 1, limit=1)["data"]) == 1
+    bad = gateway.http.get("/v1/usage", headers=h(key), params={"start": "yesterday"})
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "start"
+    assert gateway.http.get("/v1/usage", headers=h(key), params={"limit": "0"}).status_code == 400
+
+
+def test_a_key_reads_only_its_own_rows_an_admin_reads_any(gateway: Gateway, fresh: Any) -> None:
+    mine = gateway.new_key(tenant="t-mine")
+    theirs = gateway.new_key(tenant="t-theirs")
+    chat = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x"}]}
+    gateway.http.post("/v1/chat/completions", headers=h(theirs), json=chat)
+    assert gateway.http.get("/v1/usage", headers=h(mine)).json()["data"] == []
+    own = gateway.http.get("/v1/usage", headers=h(mine), params={"tenant": "t-theirs"}).json()
+    assert own["data"] == []  # a tenant key cannot widen its view
+    admin = gateway.http.get("/v1/usage", headers=gateway.admin(), params={"tenant": "t-theirs"}).json()
+    assert len(admin["data"]) == 1 and admin["data"][0]["tenant"] == "t-theirs"
+
+
+def test_ready_reports_that_litellm_uses_its_aiohttp_transport(
+    gateway: Gateway, fresh: Any, key: str
+) -> None:
+    chat = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x"}]}
+    assert gateway.http.post("/v1/chat/completions", headers=h(key), json=chat).status_code == 200
+    ready = gateway.http.get("/ready").json()
+    assert ready["status"] == "ready"
+    assert "LiteLLMAiohttpTransport" in ready["upstream_transports"]
