@@ -63,7 +63,10 @@ class QualityModel:
     def knn(self, emb: np.ndarray, fallback: np.ndarray) -> np.ndarray:
         if self.knn_emb.shape[0] == 0 or self.k == 0:
             return fallback
-        sims = emb @ self.knn_emb.T
+        # einsum, not `@`: a (1 x 384) @ (384 x 8000) product wakes OpenBLAS's thread pool, whose
+        # spinning threads fight onnxruntime for the cores and made decisions 4x slower (p50 16 ms
+        # vs 3.7 ms on 2 cores); einsum stays on the calling thread.
+        sims = np.einsum("ij,kj->ik", emb.astype(np.float32, copy=False), self.knn_emb)
         k = min(self.k, sims.shape[1])
         top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
         seen = self.knn_seen[top].sum(axis=1)  # (n, M)
