@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -160,13 +161,20 @@ def install(app: FastAPI) -> None:
         return APIError(f"internal error (request {request_id})", code="internal_error").response()
 
 
+# pydantic names the member of a union that failed in `loc` ("content.str", "stop.list[str]"): a
+# Python type, not a field of the request.
+_UNION_TAG = re.compile(r"(str|int|float|bool|none|bytes|list|dict)(\[.*\])?|[a-z]+(-[a-z]+)+\[.*\]")
+
+
 def validation_to_bad_request(errors: Any) -> BadRequest:
     """pydantic errors -> one 400 naming the first bad field, without pydantic's internals."""
     first = next(iter(errors), None) or {}
-    loc = [str(part) for part in first.get("loc", ()) if part not in ("body",)]
+    loc = [
+        str(part) for part in first.get("loc", ()) if part != "body" and not _UNION_TAG.fullmatch(str(part))
+    ]
     param = ".".join(loc) or None
     kind = str(first.get("type", ""))
-    message = str(first.get("msg", "invalid value"))
+    message = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
     if kind == "missing":
         message = f"missing required field {param!r}"
     elif kind == "extra_forbidden":

@@ -8,6 +8,7 @@ litellm's own options through the body).
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -124,12 +125,49 @@ def parse_body(raw: bytes, model: type[T]) -> T:
     except UnicodeDecodeError as exc:
         raise BadRequest(f"the body is not valid UTF-8 (byte {exc.start})", code="invalid_encoding") from None
     try:
-        data = json.loads(text)
-    except ValueError as exc:
+        data = json.loads(text, parse_constant=_no_constant)
+    except json.JSONDecodeError as exc:
         raise BadRequest(f"the body is not valid JSON: {exc}", code="invalid_json") from None
+    except (ValueError, RecursionError):  # NaN/Infinity, over 4300 digits, nesting too deep
+        message = "the body is not valid JSON: NaN, Infinity, a number too long or nesting too deep"
+        raise BadRequest(message, code="invalid_json") from None
     if not isinstance(data, dict):
         raise BadRequest("the body must be a JSON object", code="invalid_json")
+    where = _lone_surrogate(data) if _SURROGATE_ESCAPE.search(text) else None
+    if where is not None:
+        raise BadRequest(
+            "the body holds a lone UTF-16 surrogate (an unpaired \\ud800-\\udfff escape): not valid Unicode",
+            param=".".join(where) or None,
+            code="invalid_encoding",
+        )
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         raise validation_to_bad_request(exc.errors()) from None
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _lone_surrogate(data: Any) -> tuple[str, ...] | None:
+    """Where a string (or a key) of the parsed body holds a lone surrogate: no provider can be sent
+    it, as UTF-8 cannot encode it. The path of the field, in document order; None when none does."""
+    stack: list[tuple[Any, tuple[str, ...]]] = [(data, ())]
+    while stack:
+        value, path = stack.pop()
+        if isinstance(value, str):
+            if _SURROGATE.search(value):
+                return path
+        elif isinstance(value, dict):
+            for k, v in reversed(value.items()):
+                if _SURROGATE.search(k):
+                    return path
+                stack.append((v, (*path, k)))
+        elif isinstance(value, list):
+            stack.extend((v, (*path, str(i))) for i, v in reversed(list(enumerate(value))))
+    return None
