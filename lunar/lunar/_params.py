@@ -1,0 +1,130 @@
+"""The keyword arguments of each method, as TypedDicts (one list for the sync and async twins and
+for every `@overload` of them), and `split`, which turns them into a JSON body and call options.
+
+No `from __future__ import annotations` here: TypedDict must see `Required[...]` unquoted to know
+which keys are required.
+"""
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Literal, Required, TypedDict
+
+import httpx
+
+__all__ = [
+    "ChatCompletionParams",
+    "CompletionParams",
+    "MessageParam",
+    "RequestOptions",
+    "RouteParams",
+    "StreamOptions",
+    "split",
+]
+
+
+class MessageParam(TypedDict, total=False):
+    """One chat turn: `{"role": "user", "content": "Hello!"}`."""
+
+    role: Required[Literal["system", "developer", "user", "assistant", "tool", "function"]]
+    content: str | list[dict[str, Any]] | None
+    """Text, or a list of parts such as `{"type": "text", "text": "..."}`."""
+    name: str
+    tool_calls: list[dict[str, Any]]
+    tool_call_id: str
+
+
+class StreamOptions(TypedDict, total=False):
+    include_usage: bool
+    """Send the usage in a last chunk of its own (with no choices), as OpenAI does."""
+
+
+class RequestOptions(TypedDict, total=False):
+    """Options of one call, never sent in the body."""
+
+    timeout: float | httpx.Timeout | None
+    """This call's timeout (None: the client's)."""
+    extra_headers: Mapping[str, str]
+    extra_query: Mapping[str, str]
+    extra_body: Mapping[str, Any]
+    """Fields added to (or replacing fields of) the JSON body."""
+
+
+class _Sampling(RequestOptions, total=False):
+    max_tokens: int
+    temperature: float
+    top_p: float
+    stop: str | Sequence[str]
+    stream_options: StreamOptions
+    n: int
+    seed: int
+    user: str
+    presence_penalty: float
+    frequency_penalty: float
+    logit_bias: Mapping[str, float]
+
+
+class _ChatSampling(_Sampling, total=False):
+    max_completion_tokens: int
+    tools: Iterable[Mapping[str, Any]]
+    tool_choice: str | Mapping[str, Any]
+    parallel_tool_calls: bool
+    response_format: Mapping[str, Any]
+    logprobs: bool
+    top_logprobs: int
+    reasoning_effort: str
+
+
+class ChatCompletionParams(_ChatSampling, total=False):
+    model: Required[str]
+    messages: Required[Iterable[MessageParam]]
+
+
+class CompletionParams(_Sampling, total=False):
+    model: Required[str]
+    prompt: Required[str | Sequence[str]]
+    echo: bool
+    best_of: int
+    suffix: str
+    logprobs: int
+
+
+class RouteParams(_ChatSampling, total=False):
+    messages: Required[Iterable[MessageParam]]
+    models: Sequence[str]
+    """Choose among these models only (default: every model the key may use)."""
+    cost_weight: float
+    """0 = best quality ... 1 = cheapest (the server's default: 0.5)."""
+
+
+_OPTIONS = RequestOptions.__optional_keys__
+
+
+def split(method: str, kind: Any, params: Mapping[str, Any]) -> tuple[dict[str, Any], RequestOptions]:
+    """(JSON body, options) from the keyword arguments `params` of `method`, checked against the
+    TypedDict `kind` as Python checks a signature (TypeError). None values are left out."""
+    known = kind.__required_keys__ | kind.__optional_keys__
+    unknown = [name for name in params if name not in known]
+    if unknown:
+        raise TypeError(f"{method}() got an unexpected keyword argument {unknown[0]!r} (use extra_body=)")
+    missing = [name for name in sorted(kind.__required_keys__) if params.get(name) is None]
+    if missing:
+        raise TypeError(f"{method}() missing required keyword argument {missing[0]!r}")
+    body: dict[str, Any] = {}
+    options: dict[str, Any] = {}
+    for name, value in params.items():
+        if name in _OPTIONS:
+            options[name] = value
+        elif value is not None:
+            body[name] = _plain(value)
+    body.update(options.pop("extra_body", None) or {})
+    return body, RequestOptions(**options)  # type: ignore[typeddict-item]
+
+
+def _plain(value: Any) -> Any:
+    """Iterables and mappings of any kind as the lists and dicts JSON needs."""
+    if isinstance(value, str | int | float | bool):
+        return value
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, Iterable):
+        return [_plain(v) for v in value]
+    return value
