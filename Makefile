@@ -23,6 +23,7 @@ install-serve: $(PY)
 install-dev: $(PY)
 	$(PIP) install -q torch==2.13.0
 	$(PIP) install -q -e '.[train,export,dev]'
+	$(PIP) install -q -e ./lunar
 
 serve: install-serve
 	$(VENV)/bin/pureai serve
@@ -31,7 +32,7 @@ route: install-serve
 	$(VENV)/bin/pureai route "$(PROMPT)" --models $(MODELS) --cost-weight $(COST_WEIGHT)
 
 lint:
-	$(VENV)/bin/ruff check router training models_registry service tests benchmarks
+	$(VENV)/bin/ruff check router training models_registry service lunar tests benchmarks
 	$(VENV)/bin/mypy
 
 test: install-dev lint

@@ -9,6 +9,7 @@ who then closes it).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -179,6 +180,10 @@ class SyncRequester(_Requests):
     def close(self) -> None:
         if self._owns:
             self.http.close()
+
+    def __del__(self) -> None:  # a client dropped without close() still closes its own sockets
+        with contextlib.suppress(Exception):  # nothing to report to during garbage collection
+            self.close()
 
     def request(
         self,

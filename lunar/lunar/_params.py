@@ -22,7 +22,8 @@ __all__ = [
 
 
 class MessageParam(TypedDict, total=False):
-    """One chat turn: `{"role": "user", "content": "Hello!"}`."""
+    """One chat turn: `{"role": "user", "content": "Hello!"}`. Methods take these or any mapping
+    (a `list[dict[str, str]]` built at run time type-checks too)."""
 
     role: Required[Literal["system", "developer", "user", "assistant", "tool", "function"]]
     content: str | list[dict[str, Any]] | None
@@ -48,7 +49,7 @@ class RequestOptions(TypedDict, total=False):
     """Fields added to (or replacing fields of) the JSON body."""
 
 
-class _Sampling(RequestOptions, total=False):
+class _Sampling(TypedDict, total=False):
     max_tokens: int
     temperature: float
     top_p: float
@@ -73,26 +74,47 @@ class _ChatSampling(_Sampling, total=False):
     reasoning_effort: str
 
 
-class ChatCompletionParams(_ChatSampling, total=False):
-    model: Required[str]
-    messages: Required[Iterable[MessageParam]]
+# The required keys come first, the call options last: the order an editor shows them in.
 
 
-class CompletionParams(_Sampling, total=False):
-    model: Required[str]
-    prompt: Required[str | Sequence[str]]
+class _Chat(TypedDict):
+    model: str
+    messages: Iterable[MessageParam | Mapping[str, Any]]
+
+
+class ChatCompletionParams(_Chat, _ChatSampling, RequestOptions, total=False):
+    pass
+
+
+class _Text(TypedDict):
+    model: str
+    prompt: str | Sequence[str]
+
+
+class _TextOnly(TypedDict, total=False):
     echo: bool
     best_of: int
     suffix: str
     logprobs: int
 
 
-class RouteParams(_ChatSampling, total=False):
-    messages: Required[Iterable[MessageParam]]
+class CompletionParams(_Text, _Sampling, _TextOnly, RequestOptions, total=False):
+    pass
+
+
+class _Route(TypedDict):
+    messages: Iterable[MessageParam | Mapping[str, Any]]
+
+
+class _RouteOnly(TypedDict, total=False):
     models: Sequence[str]
     """Choose among these models only (default: every model the key may use)."""
     cost_weight: float
     """0 = best quality ... 1 = cheapest (the server's default: 0.5)."""
+
+
+class RouteParams(_Route, _RouteOnly, _ChatSampling, RequestOptions, total=False):
+    pass
 
 
 _OPTIONS = RequestOptions.__optional_keys__
