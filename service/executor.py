@@ -104,6 +104,24 @@ class Executor:
         )
         log.info("litellm %s ready; aiohttp transport: %s", _version(), self.aiohttp_transport)
 
+    async def warm(self) -> None:
+        """One mocked call (no network), so that litellm's lazy set-up happens now and not inside the
+        first request's timeout: about a second of imports in its worker thread and of tiktoken
+        encodings loaded on the event loop for its cost bookkeeping."""
+        assert self._litellm is not None, "Executor.start() was not called"
+        try:
+            stream = await self._litellm.acompletion(
+                model="openai/gpt-4o-mini",
+                messages=[{"role": "user", "content": "warm up"}],
+                mock_response="ok",
+                stream=True,
+                api_key=KEYLESS,
+            )
+            async for _ in stream:
+                pass
+        except Exception as exc:  # a cold first request is slower, not broken
+            log.warning("litellm warm-up failed: %s", type(exc).__name__)
+
     @property
     def ready(self) -> bool:
         return self._litellm is not None
@@ -230,12 +248,19 @@ class Executor:
         return Opened(target, attempts, started, first=first, stream=iterator, first_at=time.perf_counter())
 
     async def chunks(self, opened: Opened) -> AsyncIterator[Any]:
-        """The rest of a stream after its first chunk, each wait bounded by the timeout."""
+        """The rest of a stream after its first chunk.
+
+        The time between upstream events is bounded by the transport's read timeout (the `timeout`
+        litellm passes on: aiohttp's sock_read, httpx's read), which litellm raises as its Timeout.
+        It is not bounded per chunk here: litellm swallows the events it does not surface (empty
+        deltas, the usage-only chunk before [DONE]), so one of its steps can span several upstream
+        gaps, each shorter than the timeout, and a healthy slow stream would be cut.
+        """
         iterator = opened.stream
         try:
             while True:
                 try:
-                    chunk = await asyncio.wait_for(anext(iterator), self.timeout_s)
+                    chunk = await anext(iterator)
                 except StopAsyncIteration:
                     return
                 yield chunk

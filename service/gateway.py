@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from fastapi import Request
 from starlette.responses import Response, StreamingResponse
+from starlette.types import Receive
 
 from models_registry import Catalogue, ModelEntry, load_catalogue
 
@@ -44,6 +45,7 @@ class Context:
     started: float  # perf_counter
     limit: LimitResult | None = None
     model: str | None = None  # the model asked for, for the ledger row of a refused request
+    receive: Receive | None = None  # the request's ASGI receive, to notice the client going away
 
     def elapsed_ms(self, now: float | None = None) -> float:
         return ((now or time.perf_counter()) - self.started) * 1000.0
@@ -80,6 +82,7 @@ class Gateway:
         if admin is None and await self.store.count_admin_keys() == 0:
             log.warning("no admin key: set PUREAI_ADMIN_KEY or run `pureai keys create --admin`")
         self.executor.start()
+        await self.executor.warm()
 
     async def stop(self) -> None:
         if self._tasks:
@@ -116,7 +119,7 @@ class Gateway:
         assert self.keys is not None
         key = await self.keys.check(presented_key(request))
         request_id = getattr(request.state, "request_id", None) or "req_" + secrets.token_hex(12)
-        return Context(request_id, key, endpoint, time.time(), time.perf_counter())
+        return Context(request_id, key, endpoint, time.time(), time.perf_counter(), receive=request.receive)
 
     @asynccontextmanager
     async def recorded(self, ctx: Context) -> AsyncIterator[Context]:
@@ -222,7 +225,7 @@ class Gateway:
     ) -> Response:
         """Execute on `entry`'s providers; a JSON response or an SSE stream."""
         try:
-            opened = await self.executor.open(kind, entry, payload, stream, ctx.started)
+            opened = await self._open(ctx, kind, entry, payload, stream)
         except APIError as exc:
             self._failed(ctx, entry, exc)
             exc.recorded = True
@@ -256,6 +259,26 @@ class Gateway:
         await self._ledger(ctx, entry, opened, body["usage"], 200, None, stream=False)
         await self._tokens(ctx, tokens)
         return shaping.JSON(body, headers=headers)
+
+    async def _open(
+        self, ctx: Context, kind: Kind, entry: ModelEntry, payload: dict[str, Any], stream: bool
+    ) -> Opened:
+        """`executor.open`, cancelled (and with it the upstream call) if the client goes away first:
+        no response has started yet, so nothing else would notice until the upstream answered."""
+        opening = asyncio.ensure_future(self.executor.open(kind, entry, payload, stream, ctx.started))
+        if ctx.receive is None:
+            return await opening
+        gone = asyncio.ensure_future(_disconnect(ctx.receive))
+        try:
+            await asyncio.wait((opening, gone), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            gone.cancel()
+            if not opening.done():
+                opening.cancel()
+                await asyncio.gather(opening, return_exceptions=True)
+        if opening.cancelled():
+            raise APIError("the client closed the connection", status=499, code="client_disconnected")
+        return opening.result()
 
     async def _relay(
         self,
@@ -445,6 +468,12 @@ _LEDGER_USAGE = (
     "prompt_tokens", "completion_tokens", "input_cost_usd", "output_cost_usd", "cache_input_cost_usd",
     "total_cost_usd", "latency_ms", "ttft_ms",
 )  # fmt: skip
+
+
+async def _disconnect(receive: Receive) -> None:
+    """Returns when the client has gone away (the request body has already been read)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
 
 
 def _prompt_tokens(payload: dict[str, Any]) -> int:
