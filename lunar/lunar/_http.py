@@ -204,7 +204,7 @@ class SyncRequester(_Requests):
         self, path: str, chunk_type: type[T], *, body: dict[str, Any], options: RequestOptions
     ) -> Stream[T]:
         request = self.build(self.http, "POST", path, body=body, params=None, options=options, stream=True)
-        return Stream(self._send(request, stream=True), chunk_type)
+        return Stream(self._send(request, stream=True), chunk_type, self)
 
     def _send(self, request: httpx.Request, *, stream: bool) -> httpx.Response:
         retry = 0
@@ -265,7 +265,7 @@ class AsyncRequester(_Requests):
         self, path: str, chunk_type: type[T], *, body: dict[str, Any], options: RequestOptions
     ) -> AsyncStream[T]:
         request = self.build(self.http, "POST", path, body=body, params=None, options=options, stream=True)
-        return AsyncStream(await self._send(request, stream=True), chunk_type)
+        return AsyncStream(await self._send(request, stream=True), chunk_type, self)
 
     async def _send(self, request: httpx.Request, *, stream: bool) -> httpx.Response:
         retry = 0

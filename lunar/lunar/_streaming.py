@@ -34,9 +34,10 @@ T = TypeVar("T", bound=BaseModel)
 class Stream(Generic[T]):
     """The chunks of a streamed response, as an iterator (and a context manager that closes it)."""
 
-    def __init__(self, response: httpx.Response, chunk_type: type[T]) -> None:
+    def __init__(self, response: httpx.Response, chunk_type: type[T], owner: object = None) -> None:
         self.response = response
         self._chunk_type = chunk_type
+        self._owner = owner  # the client whose pool serves the stream stays alive while it is read
         self._iterator = self._chunks()
 
     def __iter__(self) -> Iterator[T]:
@@ -81,9 +82,10 @@ class Stream(Generic[T]):
 class AsyncStream(Generic[T]):
     """The chunks of a streamed response, as an async iterator (and an async context manager)."""
 
-    def __init__(self, response: httpx.Response, chunk_type: type[T]) -> None:
+    def __init__(self, response: httpx.Response, chunk_type: type[T], owner: object = None) -> None:
         self.response = response
         self._chunk_type = chunk_type
+        self._owner = owner  # the client whose pool serves the stream stays alive while it is read
         self._iterator = self._chunks()
 
     def __aiter__(self) -> AsyncIterator[T]:

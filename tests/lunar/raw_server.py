@@ -33,6 +33,7 @@ __all__ = [
     "chunked",
     "drop_after",
     "json_reply",
+    "paused",
     "reset",
     "sse_reply",
     "stall",
@@ -191,6 +192,19 @@ def drop_after(pieces: Iterable[bytes], proceed: threading.Event, *, rst: bool =
         proceed.wait(timeout=10)
         if rst:
             conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+    return reply
+
+
+def paused(first: Iterable[bytes], rest: Iterable[bytes], proceed: threading.Event) -> Reply:
+    """A 200 event stream that sends `first`, waits for `proceed`, then sends `rest` and ends."""
+    head = _head(200, {"content-type": "text/event-stream", "transfer-encoding": "chunked"})
+    start, end = chunked(first).removesuffix(b"0\r\n\r\n"), chunked(rest)
+
+    def reply(conn: socket.socket, request: RawRequest) -> None:
+        conn.sendall(head + start)
+        proceed.wait(timeout=10)
+        conn.sendall(end)
 
     return reply
 

@@ -5,14 +5,16 @@ events, missing or truncated ends, and leaving a stream early."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
+import threading
 from typing import Any
 
 import pytest
 
 import lunar
 from lunar import AsyncLunar, Lunar
-from tests.lunar.raw_server import RawServer, sse_reply
+from tests.lunar.raw_server import RawServer, paused, sse_reply
 
 HELLO = [{"role": "user", "content": "Hello!"}]
 DONE = b"data: [DONE]\n\n"
@@ -172,6 +174,18 @@ def test_leaving_a_stream_early_closes_it(raw: RawServer) -> None:
         assert texts([first]) == ["a"] and stream.response.is_closed
         assert list(stream) == []
         stream.close()  # again: harmless
+
+
+def test_a_stream_outlives_a_client_nobody_holds(raw: RawServer) -> None:
+    proceed = threading.Event()
+    raw.script(paused([frame(chunk("a"))], [frame(chunk("b")), DONE], proceed))
+    stream = Lunar(api_key="k", base_url=raw.url).chat.completions.create(
+        model="m", messages=HELLO, stream=True
+    )
+    assert texts([next(stream)]) == ["a"]
+    gc.collect()  # the client is only referenced by its stream
+    proceed.set()
+    assert texts(list(stream)) == ["b"]
 
 
 def test_a_non_streamed_answer_that_is_not_json_is_a_validation_error(raw: RawServer) -> None:
