@@ -28,7 +28,8 @@ __all__ = ["Attempted", "Executor", "Opened", "Target"]
 log = logging.getLogger("pureai.executor")
 
 Kind = Literal["chat", "text"]
-KEYLESS = "sk-no-key"  # OpenAI-compatible servers without auth still need a non-empty key
+KEYLESS = "sk-no-key"
+TEXT_PREFIX = "text-completion-openai/"  # OpenAI-compatible servers without auth still need a non-empty key
 
 
 @dataclass(frozen=True)
@@ -42,13 +43,14 @@ class Target:
     custom: bool = False
     """A `pureai/` deployment: an OpenAI-compatible server with a real /v1/completions endpoint."""
 
+    def model(self, kind: Kind) -> str:
+        """The litellm model string; a custom deployment's /v1/completions gets the raw prompt."""
+        if kind == "text" and self.custom and self.litellm_model.startswith("openai/"):
+            return TEXT_PREFIX + self.litellm_model.removeprefix("openai/")
+        return self.litellm_model
+
     def kwargs(self, kind: Kind = "chat") -> dict[str, Any]:
-        model = self.litellm_model
-        if kind == "text" and self.custom and model.startswith("openai/"):
-            model = "text-completion-openai/" + model.removeprefix(
-                "openai/"
-            )  # the raw prompt, no chat template
-        out: dict[str, Any] = {"model": model}
+        out: dict[str, Any] = {"model": self.model(kind)}
         if self.api_base:
             out["api_base"] = self.api_base
         if self.api_key:
@@ -82,6 +84,7 @@ class Executor:
         self._litellm: Any = None
         self._retryable: tuple[type[BaseException], ...] = ()
         self._timeouts: tuple[type[BaseException], ...] = ()
+        self._text_clients: dict[tuple[str | None, str | None], Any] = {}
 
     # -- lifecycle ----------------------------------------------------------------------------
     def start(self) -> None:
@@ -121,6 +124,28 @@ class Executor:
                 pass
         except Exception as exc:  # a cold first request is slower, not broken
             log.warning("litellm warm-up failed: %s", type(exc).__name__)
+
+    def _text_client(self, target: Target) -> Any:
+        """One kept AsyncOpenAI client per endpoint for litellm's text-completion-openai provider,
+        which otherwise builds (and never closes) a new client and connection pool on every call."""
+        key = (target.api_base, target.api_key)
+        client = self._text_clients.get(key)
+        if client is None:
+            import openai
+
+            client = openai.AsyncOpenAI(
+                api_key=target.api_key or KEYLESS,
+                base_url=target.api_base,
+                max_retries=0,
+                timeout=self.timeout_s,
+            )
+            self._text_clients[key] = client
+        return client
+
+    async def close(self) -> None:
+        clients, self._text_clients = list(self._text_clients.values()), {}
+        for client in clients:
+            await client.close()
 
     @property
     def ready(self) -> bool:
@@ -231,6 +256,8 @@ class Executor:
             "num_retries": 0,
             "max_retries": 0,
         }
+        if target.model(kind).startswith(TEXT_PREFIX):
+            kwargs["client"] = self._text_client(target)
         if not stream:
             response = await asyncio.wait_for(call(**kwargs), self.timeout_s)
             now = time.perf_counter()

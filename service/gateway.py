@@ -87,6 +87,7 @@ class Gateway:
     async def stop(self) -> None:
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.executor.close()
         if self.limiter is not None:
             await self.limiter.close()
         if self.store is not None:

@@ -401,7 +401,7 @@ class Upstream:
     """The server: its name, the queue of scripted steps, and the log of completion requests.
 
     Each log entry is `{"path", "model", "body", "headers", "stream", "disconnected", "finished",
-    "step"}`: recorded when the request arrives and updated as the response proceeds. `disconnected`
+    "step", "peer"}` (`peer`: the client's "host:port", one per TCP connection): recorded when the request arrives and updated as the response proceeds. `disconnected`
     turns true when the client goes away before the response is complete; `finished` when the whole
     response was written; `step` is the scripted step applied (or null).
     """
@@ -463,6 +463,7 @@ class Upstream:
             "disconnected": False,
             "finished": False,
             "step": None,
+            "peer": _peer(request),
         }
         self.log.append(entry)
         try:
@@ -756,6 +757,11 @@ def end(process: subprocess.Popen[bytes]) -> None:
     for pipe in (process.stdin, process.stdout):
         if pipe is not None:
             pipe.close()
+
+
+def _peer(request: web.Request) -> str | None:
+    info = request.transport.get_extra_info("peername") if request.transport else None
+    return f"{info[0]}:{info[1]}" if info else None
 
 
 if __name__ == "__main__":

@@ -248,3 +248,19 @@ def test_custom_deployment_chat(gateway: Gateway, fresh: Any, key: str) -> None:
     assert r.status_code == 200, r.text
     assert r.json()["model"] == "pureai/gemma-3-4b-it"
     assert r.json()["choices"][0]["message"]["content"] == "Hello from A: Hello!"
+
+
+def test_text_completions_on_a_deployment_reuse_one_connection(
+    gateway: Gateway, fresh: Any, key: str
+) -> None:
+    # litellm's text-completion-openai provider builds a new client (and pool) per call unless it is
+    # given one: the gateway keeps one per endpoint, so sequential calls share a kept-alive connection.
+    body = {"model": "pureai/gemma-3-4b-it", "prompt": "Hello", "max_tokens": 5}
+    for stream_it in (False, True, False, True):
+        if stream_it:
+            r, _ = stream(gateway.http, "/v1/completions", h(key), {**body, "stream": True})
+        else:
+            r = gateway.http.post("/v1/completions", headers=h(key), json=body)
+        assert r.status_code == 200
+    peers = {req["peer"] for req in fresh[0].requests()}
+    assert len(fresh[0].requests()) == 4 and len(peers) == 1
