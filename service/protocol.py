@@ -11,7 +11,16 @@ import json
 import re
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    ValidationError,
+    field_validator,
+)
 
 from .errors import BadRequest, validation_to_bad_request
 
@@ -58,11 +67,11 @@ class Message(BaseModel):
 class _Sampling(BaseModel):
     model_config = ConfigDict(extra="allow")
 
-    max_tokens: int | None = Field(None, ge=1)
-    temperature: float | None = Field(None, ge=0, le=2)
-    top_p: float | None = Field(None, ge=0, le=1)
+    max_tokens: StrictInt | None = Field(None, ge=1)
+    temperature: StrictFloat | None = Field(None, ge=0, le=2)
+    top_p: StrictFloat | None = Field(None, ge=0, le=1)
     stop: str | list[str] | None = None
-    stream: bool = False
+    stream: StrictBool = False
     stream_options: dict[str, Any] | None = None
 
     @field_validator("stop")
@@ -110,9 +119,9 @@ class CompletionRequest(_Sampling):
 
 class RouterRequest(_Sampling):
     messages: list[Message] = Field(min_length=1)
-    execute: bool = True
+    execute: StrictBool = True
     models: list[str] | None = Field(None, min_length=1)
-    cost_weight: float = Field(0.5, ge=0, le=1)
+    cost_weight: StrictFloat = Field(0.5, ge=0, le=1)
 
     def message_dicts(self) -> list[dict[str, Any]]:
         return [m.model_dump(exclude_none=True) for m in self.messages]

@@ -148,6 +148,9 @@ def test_unparseable_bodies_are_400(
         (CHAT, chat(max_tokens="many"), "max_tokens"),
         (CHAT, chat(top_p=1.5), "top_p"),
         (CHAT, chat(stream=[True]), "stream"),
+        (CHAT, chat(stream="yes"), "stream"),  # no coercion of strings, as OpenAI answers them
+        (CHAT, chat(max_tokens="100"), "max_tokens"),
+        (CHAT, chat(temperature="0.7"), "temperature"),
         (CHAT, chat(stop=[1]), "stop"),
         (CHAT, chat(stop=["a", "b", "c", "d", "e"]), "stop"),
         (
@@ -168,6 +171,8 @@ def test_unparseable_bodies_are_400(
         (ROUTER, {"messages": [{"role": "user", "content": "Hi"}], "models": "gpt-4o"}, "models"),
         (ROUTER, {"messages": []}, "messages"),
         (ROUTER, {"messages": [{"role": "user", "content": "Hi"}], "execute": "maybe"}, "execute"),
+        (ROUTER, {"messages": [{"role": "user", "content": "Hi"}], "execute": "false"}, "execute"),
+        (ROUTER, {"messages": [{"role": "user", "content": "Hi"}], "cost_weight": "0.5"}, "cost_weight"),
     ],
 )
 def test_invalid_fields_are_400_naming_the_field(
