@@ -115,7 +115,8 @@ class _Requests:
         options: RequestOptions,
         stream: bool,
     ) -> httpx.Request:
-        headers = {**self.config.headers, **(options.get("extra_headers") or {})}
+        headers = httpx.Headers(self.config.headers)
+        headers.update(options.get("extra_headers") or {})  # a name in any case replaces ours
         if stream:
             headers["accept"] = "text/event-stream"
         query = {

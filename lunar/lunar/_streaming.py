@@ -169,6 +169,10 @@ def _chunk(event: ServerSentEvent, response: httpx.Response, chunk_type: type[T]
         raise APIResponseValidationError(
             f"the server sent an event that is not JSON: {event.data[:200]!r}", response=response
         ) from None
+    if event.event == "error" and not (isinstance(data, dict) and "error" in data):
+        raise error_from_event(
+            {"error": data if isinstance(data, dict) else {"message": str(data)}}, response
+        )
     if event.event == "error" or (isinstance(data, dict) and data.get("error")):
         raise error_from_event(data, response)
     try:

@@ -46,6 +46,7 @@ class RawRequest:
     path: str
     headers: dict[str, str]
     body: bytes
+    header_list: list[tuple[str, str]] = field(default_factory=list)  # in order, repeats kept
     arrived: float = field(default_factory=time.monotonic)
 
     def json(self) -> Any:
@@ -134,17 +135,18 @@ def _read_request(conn: socket.socket) -> RawRequest | None:
     head, _, rest = data.partition(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
     method, path, _ = lines[0].split(" ", 2)
-    headers = {}
+    header_list = []
     for line in lines[1:]:
         name, _, value = line.partition(":")
-        headers[name.strip().lower()] = value.strip()
+        header_list.append((name.strip().lower(), value.strip()))
+    headers = dict(header_list)
     length = int(headers.get("content-length", "0"))
     while len(rest) < length:
         more = conn.recv(65536)
         if not more:
             return None
         rest += more
-    return RawRequest(method, path, headers, rest[:length])
+    return RawRequest(method, path, headers, rest[:length], header_list)
 
 
 def _head(status: int, headers: dict[str, str]) -> bytes:

@@ -73,7 +73,7 @@ def test_what_goes_on_the_wire(raw: RawServer) -> None:
             max_tokens=5,
             temperature=None,
             stop=("a", "b"),
-            extra_headers={"x-trace": "t1"},
+            extra_headers={"x-trace": "t1", "User-Agent": "mine/1"},
             extra_query={"debug": "1"},
             extra_body={"service_tier": "flex"},
         )
@@ -89,7 +89,10 @@ def test_what_goes_on_the_wire(raw: RawServer) -> None:
     h = chat_request.headers
     assert h["x-api-key"] == "pk-1" and "authorization" not in h
     assert (h["x-team"], h["x-trace"], h["content-type"]) == ("a", "t1", "application/json")
-    assert h["accept"] == "application/json" and h["user-agent"] == f"lunar-python/{lunar.__version__}"
+    assert h["accept"] == "application/json"
+    assert [v for k, v in chat_request.header_list if k == "user-agent"] == [
+        "mine/1"
+    ]  # replaced, in any case
 
 
 def test_get_paths_and_queries(raw: RawServer) -> None:
@@ -169,3 +172,4 @@ def test_async_client_configuration_and_close(monkeypatch: pytest.MonkeyPatch, r
 
     asyncio.run(main())
     assert raw.requests[0].headers["x-api-key"] == "pk-async"
+    assert raw.requests[0].headers["user-agent"] == f"lunar-python/{lunar.__version__}"

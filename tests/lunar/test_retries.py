@@ -227,7 +227,7 @@ def test_a_stalled_stream_times_out(raw: RawServer) -> None:
     proceed = threading.Event()
     raw.script(drop_after([CHUNK], proceed))
     try:
-        with Lunar(api_key="k", base_url=raw.url, timeout=0.3) as client:
+        with Lunar(api_key="k", base_url=raw.url, timeout=0.5) as client:
             stream = client.chat.completions.create(model="gpt-4o-mini", messages=HELLO, stream=True)
             assert next(stream).choices[0].delta.content == "hi"
             with pytest.raises(lunar.APITimeoutError):
