@@ -35,8 +35,10 @@ lint:
 	$(VENV)/bin/ruff check router training models_registry service lunar tests benchmarks
 	$(VENV)/bin/mypy
 
+# The whole suite, then the gateway's tests again over PostgreSQL instead of SQLite.
 test: install-dev lint
 	$(VENV)/bin/pytest -q
+	PUREAI_TEST_STORE=postgres $(VENV)/bin/pytest -q tests/service
 
 # Rebuild the shipped artifacts from ../shared (train_ok rows only; see docs/artifacts.md).
 artifacts: install-dev

@@ -1,13 +1,20 @@
 """Fixtures for the gateway tests: two fake upstreams and one real gateway process (per session).
 
 Tests that change server settings start their own gateway with `Gateway.start`.
+
+The store under every gateway is SQLite, or PostgreSQL when `PUREAI_TEST_STORE=postgres` (each
+gateway then gets a schema of its own in the database `test` on 127.0.0.1:5432, dropped at the end):
+`make test` runs this folder both ways.
 """
 
 from __future__ import annotations
 
+import os
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from tests.service.fake_upstream import FakeUpstream
@@ -18,6 +25,32 @@ PROVIDER_KEYS = {
     "TEST_GROQ_KEY": "gsk-groq-Vb9Pm4",
     "TEST_MISTRAL_KEY": "mk-Lk3",
 }
+
+
+TEST_STORE = os.environ.get("PUREAI_TEST_STORE", "sqlite")
+PG = "postgresql://postgres@127.0.0.1:5432/test"
+_schemas: list[str] = []
+
+
+def store_url(data: Path) -> str:
+    """The database URL of a new gateway: a file in `data`, or a fresh Postgres schema."""
+    if TEST_STORE == "sqlite":
+        return str(data / "pureai.db")
+    assert TEST_STORE == "postgres", f"PUREAI_TEST_STORE must be sqlite or postgres, got {TEST_STORE!r}"
+    schema = "gw_" + secrets.token_hex(6)
+    with psycopg.connect(PG, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    _schemas.append(schema)
+    return f"{PG}?options=-csearch_path%3D{schema}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _drop_schemas() -> Iterator[None]:
+    yield
+    if _schemas:
+        with psycopg.connect(PG, autocommit=True) as conn:
+            for schema in _schemas:
+                conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
 
 
 @pytest.fixture(scope="session")
@@ -43,7 +76,7 @@ def catalogue_file(
 def gateway_env(catalogue_file: Path, data: Path, **extra: str) -> dict[str, str]:
     return {
         "PUREAI_CATALOGUE": str(catalogue_file),
-        "PUREAI_DATABASE_URL": str(data / "pureai.db"),
+        "PUREAI_DATABASE_URL": store_url(data),
         "PUREAI_REQUEST_TIMEOUT_S": "3",
         **PROVIDER_KEYS,
         **extra,

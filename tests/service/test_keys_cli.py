@@ -7,7 +7,7 @@ import re
 import subprocess
 from pathlib import Path
 
-from tests.service.conftest import gateway_env
+from tests.service.conftest import TEST_STORE, gateway_env, store_url
 from tests.service.gateway_server import PUREAI, Gateway
 
 KEY = re.compile(r"pk-[0-9a-f]{12}-[A-Za-z0-9_-]+")
@@ -17,15 +17,27 @@ def pureai(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(PUREAI), *args], capture_output=True, text=True, timeout=60)
 
 
+def stored_anywhere(url: str, text: str) -> bool:
+    """Whether `text` is in the store: the SQLite file's bytes, or any column of the Postgres keys table."""
+    if TEST_STORE == "sqlite":
+        return text.encode() in Path(url).read_bytes()
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        rows = conn.execute("SELECT * FROM keys").fetchall()
+    return any(text in str(value) for row in rows for value in row)
+
+
 def test_keys_create_list_revoke_and_use(tmp_path: Path, catalogue_file: Path) -> None:
-    db = ["--database-url", f"sqlite:///{tmp_path}/keys.db"]
+    url = store_url(tmp_path)
+    db = ["--database-url", url]
     made = pureai("keys", "create", "--tenant", "acme", "--name", "ci", "--models", "gpt-4o-mini", "--rpm", "5",
                   "--json", *db)  # fmt: skip
     assert made.returncode == 0, made.stderr
     created = json.loads(made.stdout)
     secret, key_id = created["key"], created["id"]
     assert KEY.fullmatch(secret) and secret.startswith(f"pk-{key_id}-")
-    assert secret.encode() not in (tmp_path / "keys.db").read_bytes()  # only its hash is stored
+    assert not stored_anywhere(url, secret)  # only its hash is stored
 
     listed = pureai("keys", "list", "--json", *db)
     assert listed.returncode == 0 and secret not in listed.stdout
@@ -35,7 +47,7 @@ def test_keys_create_list_revoke_and_use(tmp_path: Path, catalogue_file: Path) -
         "models": ["gpt-4o-mini"], "rpm": 5, "tpm": None, "budget_usd": None, "created": 0, "revoked": None,
     }  # fmt: skip
 
-    env = gateway_env(catalogue_file, tmp_path, PUREAI_DATABASE_URL=f"sqlite:///{tmp_path}/keys.db",
+    env = gateway_env(catalogue_file, tmp_path, PUREAI_DATABASE_URL=url,
                       PUREAI_KEY_CACHE_S="0")  # fmt: skip
     with Gateway.start(env) as gw:
         auth = {"x-api-key": secret}
@@ -48,7 +60,7 @@ def test_keys_create_list_revoke_and_use(tmp_path: Path, catalogue_file: Path) -
 
 
 def test_keys_cli_errors_name_what_is_wrong(tmp_path: Path) -> None:
-    db = ["--database-url", f"sqlite:///{tmp_path}/k.db"]
+    db = ["--database-url", store_url(tmp_path)]
     unknown = pureai("keys", "create", "--models", "gpt-9o", *db)
     assert unknown.returncode == 2 and "gpt-9o" in unknown.stderr and "Traceback" not in unknown.stderr
     again = pureai("keys", "revoke", "0123456789ab", *db)
