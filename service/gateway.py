@@ -199,18 +199,31 @@ class Gateway:
 
     # -- pipeline: routing ----------------------------------------------------------------------
     async def decide(
-        self, messages: list[dict[str, Any]], models: list[str] | None, cost_weight: float, key: KeyRecord
+        self,
+        messages: list[dict[str, Any]],
+        models: list[str] | None,
+        cost_weight: float,
+        key: KeyRecord,
+        execute: bool = False,
     ) -> Any:
-        pool = (
-            [self.resolve(m, key, "models").id for m in models]
-            if models
-            else [m.id for m in self.allowed(key)]
-        )
+        """The router's decision over `models` or, in auto mode, every model the key may use — and,
+        when the answer is to be run, that has a configured provider (a decision alone needs none)."""
+        if models:
+            pool = [self.resolve(m, key, "models").id for m in models]
+        else:
+            entries = self.allowed(key)
+            if execute:
+                entries = [m for m in entries if self.executor.targets(m)] or entries
+            pool = [m.id for m in entries]
         if not pool:
             raise Forbidden(
                 "this key may not use any enabled model", code="model_not_allowed", param="models"
             )
-        return await asyncio.to_thread(self.router.select, messages, list(dict.fromkeys(pool)), cost_weight)
+        assert self.catalogue is not None
+        chars = window.prompt_chars({"messages": messages})
+        entries = [self.catalogue.models[m] for m in dict.fromkeys(pool)]
+        pool = [e.id for e in window.fitting(entries, chars)]  # too small a context window: left out
+        return await asyncio.to_thread(self.router.select, messages, pool, cost_weight)
 
     # -- pipeline: execution --------------------------------------------------------------------
     async def run(

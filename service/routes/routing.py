@@ -24,7 +24,7 @@ async def route(request: Request) -> Response:
     async with gw.recorded(ctx):
         req = parse_body(await request.body(), RouterRequest)
         messages = req.message_dicts()
-        decision = await gw.decide(messages, req.models, req.cost_weight, ctx.key)
+        decision = await gw.decide(messages, req.models, req.cost_weight, ctx.key, req.execute)
         ctx.model = decision.selected_model
         await gw.admit(ctx)
         routing = decision.to_api()
@@ -47,7 +47,7 @@ def _details(decision: Any) -> dict[str, Any]:
             {
                 "model": c.model,
                 "quality": round(c.quality, 4),
-                "cost_usd": c.cost_usd,
+                "cost_usd": float(f"{c.cost_usd:.6g}"),
                 "utility": round(c.utility, 6),
                 "quality_source": c.quality_source,
             }

@@ -264,3 +264,17 @@ def test_text_completions_on_a_deployment_reuse_one_connection(
         assert r.status_code == 200
     peers = {req["peer"] for req in fresh[0].requests()}
     assert len(fresh[0].requests()) == 4 and len(peers) == 1
+
+
+def test_executed_auto_routing_leaves_out_models_without_a_configured_provider(
+    gateway: Gateway, fresh: Any
+) -> None:
+    key = gateway.new_key(tenant="t-unconfigured", models=["unconfigured-model", "gpt-4o"])
+    body = {"messages": [{"role": "user", "content": "Say hi"}], "cost_weight": 1.0}
+    decision = gateway.http.post("/v1/router", headers=h(key), json={**body, "execute": False}).json()
+    assert (
+        decision["selected_model"] == "unconfigured-model"
+    )  # the cheaper one: a decision needs no credential
+    executed = gateway.http.post("/v1/router", headers=h(key), json=body)
+    assert executed.status_code == 200, executed.text
+    assert executed.json()["routing"]["selected_model"] == "gpt-4o"
