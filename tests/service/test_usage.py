@@ -96,3 +96,25 @@ def test_ready_reports_that_litellm_uses_its_aiohttp_transport(
     ready = gateway.http.get("/ready").json()
     assert ready["status"] == "ready"
     assert "LiteLLMAiohttpTransport" in ready["upstream_transports"]
+
+
+def test_tokens_per_minute_refuse_once_the_window_holds_the_limit(gateway: Gateway, fresh: Any) -> None:
+    key = gateway.new_key(tenant="t-tpm", tpm=30)
+    chat = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "one two three"}]}
+    first = gateway.http.post("/v1/chat/completions", headers=h(key), json=chat)
+    assert first.status_code == 200
+    used = first.json()["usage"]["total_tokens"]
+    assert 0 < used < 30
+    assert first.headers["x-ratelimit-limit-tokens"] == "30"
+    calls = [
+        gateway.http.post("/v1/chat/completions", headers=h(key), json=chat) for _ in range(30 // used + 1)
+    ]
+    refused = calls[-1]
+    assert [c.status_code for c in calls[:-1]] == [200] * (len(calls) - 1)
+    assert refused.status_code == 429
+    assert (
+        refused.json()["error"]["type"] == "tokens"
+        and refused.json()["error"]["code"] == "rate_limit_exceeded"
+    )
+    assert refused.headers["x-ratelimit-remaining-tokens"] == "0"
+    assert int(refused.headers["retry-after"]) >= 1
