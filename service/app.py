@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI
+from starlette.responses import RedirectResponse
+from starlette.staticfiles import StaticFiles
 
 from . import errors
 from .gateway import Gateway
@@ -14,6 +17,8 @@ from .routes import admin, completions, health, models, routing, usage
 from .settings import Settings
 
 __all__ = ["create_app"]
+
+CONSOLE = Path(__file__).parent / "console"  # the web console's built files (console/build.mjs)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -33,5 +38,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     for module in (health, models, completions, routing, usage, admin):
         app.include_router(module.router)
+    # The web console: static files that call the documented API above with the key they are given.
+    app.add_api_route("/ui", _to_console, include_in_schema=False)
+    app.mount("/ui", StaticFiles(directory=CONSOLE, html=True), name="console")
     app.add_middleware(Guard, max_body_bytes=settings.max_body_bytes)
     return app
+
+
+async def _to_console() -> RedirectResponse:
+    return RedirectResponse("ui/")  # relative: /ui -> /ui/, behind any path prefix
