@@ -42,10 +42,12 @@ function renderKeys() {
   );
 }
 
-async function loadKeys() {
+/** Re-read the keys; `note` goes before the count in the status line. */
+async function loadKeys(note = "") {
   try {
     keys = (await call("v1/admin/keys")).data.sort((a, b) => b.created - a.created || a.id.localeCompare(b.id));
-    $("#keys-status").textContent = `${keys.filter((k) => !k.revoked).length} active keys.`;
+    const active = keys.filter((k) => !k.revoked).length;
+    $("#keys-status").textContent = `${note}${active} active ${active === 1 ? "key" : "keys"}.`;
     renderKeys();
   } catch (exc) {
     $("#keys-status").textContent = `Could not list the keys: ${exc.message}`;
@@ -99,13 +101,14 @@ async function revoke(key) {
   dialog.showModal();
   await new Promise((resolve) => dialog.addEventListener("close", resolve, { once: true }));
   if (dialog.returnValue !== "revoke") return;
+  let note;
   try {
     await call(`v1/admin/keys/${encodeURIComponent(key.id)}`, { method: "DELETE" });
-    $("#keys-status").textContent = `Revoked ${key.name || key.id}.`;
+    note = `Revoked ${key.name || key.id}. `;
   } catch (exc) {
-    $("#keys-status").textContent = `Could not revoke ${key.id}: ${exc.message}`;
+    note = `Could not revoke ${key.id}: ${exc.message}. `;
   }
-  await loadKeys();
+  await loadKeys(note);
   $("#keys-list-title").focus?.();
 }
 

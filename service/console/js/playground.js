@@ -134,8 +134,8 @@ async function refresh() {
     const d = await decide(sig, w);
     if (mine !== seq) return;
     renderDecision(d, sig);
-    status(`Decision for cost_weight ${w.toFixed(2)}: ${d.selected_model}.`);
     if (!sweeps.has(sig)) await sweep(sig, mine);
+    if (mine === seq) status(`Decision for cost_weight ${w.toFixed(2)}: ${d.selected_model}.`);
   } catch (exc) {
     if (mine === seq) status(`No decision: ${exc.message}`);
   }
@@ -151,8 +151,20 @@ async function sweep(sig, mine) {
   if (mine === seq) renderDecision(current, sig);
 }
 
-const refreshSoon = debounce(refresh, 300);
-const refreshNow = debounce(refresh, 60);
+const later = debounce(refresh, 300);
+const soon = debounce(refresh, 60);
+
+/** Typing waits for a pause; the slider answers at once. Either way the panel is busy (stale)
+ * from the first change until the newest decision is drawn. */
+function refreshSoon() {
+  $("#decision").setAttribute("aria-busy", "true");
+  later();
+}
+
+function refreshNow() {
+  $("#decision").setAttribute("aria-busy", "true");
+  soon();
+}
 
 // -- the conversation editor -------------------------------------------------------------------
 

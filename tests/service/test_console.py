@@ -1,0 +1,610 @@
+"""The web console at /ui, in a real headless Chromium against a real gateway and the fake upstreams.
+
+The browser is Debian's chromium (`.ci/browser` installs it), driven by Playwright for Python;
+Playwright's own browser downloads are never used. Each test opens a fresh browser context, and
+fails if the page logs an error, throws, or asks anything of another origin than the gateway.
+
+Screenshots of every page (desktop and phone width) are saved in the run's temporary folder
+(`<pytest tmp>/console-screenshots0/`); with PUREAI_UPDATE_SCREENSHOTS=1 the playground's is
+also copied to docs/console-playground.png, the README's picture.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, ConsoleMessage, Locator, Page, Request, expect, sync_playwright
+
+from models_registry import load_catalogue
+from tests.service.fake_upstream import FakeUpstream
+from tests.service.gateway_server import ADMIN_KEY, Gateway
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ROOT = Path(__file__).resolve().parents[2]
+SOURCES = ROOT / "console" / "src"
+BUILT = ROOT / "service" / "console"
+DESKTOP = {"width": 1280, "height": 900}
+PHONE = {"width": 375, "height": 812}
+
+expect.set_options(timeout=15_000)  # a shared 2-core machine: give the first decisions room
+
+
+# -- the built files ---------------------------------------------------------------------------
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def tree(root: Path) -> dict[str, str]:
+    return {p.relative_to(root).as_posix(): sha256(p) for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_built_files_match_their_sources() -> None:
+    """service/console/ is what `npm run build` makes of console/src/ and the pinned uPlot: the
+    manifest it wrote holds the hash of every source and every built file (checked here without
+    Node.js or the network; `npm run check` rebuilds and compares byte for byte)."""
+    manifest = json.loads((BUILT / "manifest.json").read_text())
+    sources = tree(SOURCES)
+    built = tree(BUILT)
+    built.pop("manifest.json")
+    rebuild = "run `npm ci && npm run build` in console/"
+    assert manifest["sources"] == sources, f"console/src/ changed since the build: {rebuild}"
+    assert manifest["files"] == built, f"service/console/ was edited by hand: {rebuild}"
+    for path, digest in sources.items():
+        assert built[path] == digest, f"{path}: the built copy differs from its source"
+
+    lock = json.loads((ROOT / "console" / "package-lock.json").read_text())
+    pins = json.loads((ROOT / "console" / "package.json").read_text())["dependencies"]
+    vendored = set()
+    for name, entry in manifest["vendor"].items():
+        locked = lock["packages"][f"node_modules/{name}"]
+        assert entry["version"] == locked["version"] == pins[name]
+        assert entry["integrity"] == locked["integrity"]
+        vendored |= set(entry["files"])
+    assert set(built) == set(sources) | vendored
+    assert "uPlot.js (μPlot)" in (BUILT / "vendor/uplot/uPlot.esm.js").read_text()[:400]
+    assert (BUILT / "vendor/uplot/LICENSE").read_text().startswith("The MIT License")  # shipped with it
+
+
+def test_the_gateway_serves_the_console_at_ui(gateway: Gateway) -> None:
+    moved = gateway.http.get("/ui")
+    assert (moved.status_code, moved.headers["location"]) == (307, "ui/")
+    page = gateway.http.get("/ui/")  # static files: no key needed, no data in them
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "Content-Security-Policy" in page.text and "connect-src 'self'" in page.text
+    script = gateway.http.get("/ui/js/main.js")
+    assert script.status_code == 200 and "javascript" in script.headers["content-type"]
+    missing = gateway.http.get("/ui/js/nothing.js")
+    assert missing.status_code == 404 and "error" in missing.json()
+
+
+# -- the browser -----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("console-screenshots")
+
+
+class Console:
+    """A page of the console, and what it did: every URL it asked for, the JSON bodies it posted to
+    /v1/router, and its problems (console errors, exceptions, requests to other origins)."""
+
+    def __init__(self, page: Page, gateway: Gateway) -> None:
+        self.page = page
+        self.gateway = gateway
+        self.urls: list[str] = []
+        self.routed: list[dict[str, Any]] = []
+        self.problems: list[str] = []
+        self.expected_errors: list[str] = []
+        page.on("console", self._console)
+        page.on("pageerror", lambda exc: self.problems.append(f"uncaught: {exc}"))
+        page.on("request", self._request)
+
+    def _console(self, message: ConsoleMessage) -> None:
+        if message.type == "error" and not any(e in message.text for e in self.expected_errors):
+            self.problems.append(f"console error: {message.text}")
+
+    def _request(self, request: Request) -> None:
+        self.urls.append(request.url)
+        if not request.url.startswith((self.gateway.url + "/", "blob:", "data:")):
+            self.problems.append(f"a request to another origin: {request.url}")
+        if request.method == "POST" and request.url.endswith("/v1/router"):
+            self.routed.append(json.loads(request.post_data or "{}"))
+
+    def open(self, page: str = "playground") -> None:
+        self.page.goto(f"{self.gateway.url}/ui/#/{page}")
+
+    def sign_in(self, page: str = "playground") -> None:
+        self.open(page)
+        self.page.get_by_label("Admin key", exact=True).fill(ADMIN_KEY)
+        self.page.get_by_role("button", name="Sign in").click()
+        expect(self.page.locator(f"#page-{page}")).to_be_visible()
+
+    def ready(self, page: str) -> None:
+        """Wait until `page` shows its data."""
+        p = self.page
+        if page == "playground":
+            expect(p.locator("#path-summary")).to_contain_text("The choice along cost_weight")
+            expect(p.locator("#decision")).to_have_attribute("aria-busy", "false")
+        elif page == "usage":
+            expect(p.locator("#usage-status")).to_contain_text("ledger rows")
+        else:
+            expect(p.locator("#keys-status")).to_contain_text(re.compile(r"\d+ active keys?\."))
+            expect(p.locator("#deployments-table tbody tr").first).to_be_visible()
+
+    def shot(self, folder: Path, name: str) -> Path:
+        path = folder / f"{name}.png"
+        self.page.screenshot(path=path, full_page=True)
+        return path
+
+
+@pytest.fixture()
+def console(browser: Browser, gateway: Gateway) -> Iterator[Console]:
+    context = browser.new_context(viewport=DESKTOP, accept_downloads=True)
+    page = context.new_page()
+    c = Console(page, gateway)
+    try:
+        yield c
+    finally:
+        context.close()
+    assert c.problems == []
+    secrets = [ADMIN_KEY]
+    assert not [u for u in c.urls if any(s in u for s in secrets)], "a key went into a URL"
+
+
+def api_decision(gateway: Gateway, body: dict[str, Any]) -> dict[str, Any]:
+    r = gateway.http.post("/v1/router", headers=gateway.admin(), json={**body, "execute": False})
+    assert r.status_code == 200, r.text
+    decision: dict[str, Any] = r.json()
+    return decision
+
+
+def only_models(page: Page, *models: str) -> None:
+    page.get_by_role("button", name="Uncheck all").click()
+    for model in models:
+        page.locator(f'#model-choices input[value="{model}"]').check()
+
+
+def duration_ms(text: str) -> float:
+    """'43 ms' or '1.25 s', as the console writes durations."""
+    number, unit = text.split()
+    return float(number) * (1000 if unit == "s" else 1)
+
+
+def curl(gateway: Gateway, key: str, body: dict[str, Any]) -> tuple[int, dict[str, str], str]:
+    """POST /v1/chat/completions with the real curl binary: status, headers, body."""
+    done = subprocess.run(
+        [
+            "curl", "-sS", "--noproxy", "*", "--max-time", "30", "-D", "-",
+            "-H", f"x-api-key: {key}", "-H", "Content-Type: application/json",
+            "-d", json.dumps(body), gateway.url + "/v1/chat/completions",
+        ],
+        capture_output=True, check=True, timeout=60,
+    )  # fmt: skip
+    head, _, body = done.stdout.decode().partition("\r\n\r\n")
+    lines = head.split("\r\n")
+    status = int(lines[0].split()[1])
+    headers = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+    return status, headers, body
+
+
+# -- sign-in ------------------------------------------------------------------------------------------
+
+
+def test_sign_in_takes_an_admin_key_and_keeps_it_in_session_storage_only(
+    console: Console, gateway: Gateway
+) -> None:
+    page = console.page
+    tenant_key = gateway.new_key(tenant="t-console", name="not-an-admin")
+    console.expected_errors.append("status of 401")
+    console.expected_errors.append("status of 403")
+    console.open()
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    expect(page.get_by_role("navigation", name="Console pages")).to_be_hidden()
+
+    field = page.get_by_label("Admin key", exact=True)
+    field.fill("pk-nobody-0000")
+    field.press("Enter")
+    expect(page.get_by_role("alert")).to_have_text("The gateway does not know this key (or it was revoked).")
+    field.fill(tenant_key)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("alert")).to_have_text("This key is not an admin key: the console needs one.")
+
+    field.fill(ADMIN_KEY)
+    field.press("Enter")
+    expect(page.get_by_role("heading", name="Playground", level=1)).to_be_visible()
+    expect(field).to_have_value("")
+    assert page.evaluate("Object.entries(sessionStorage)") == [["pureai.console.key", ADMIN_KEY]]
+    assert page.evaluate("localStorage.length") == 0 and page.context.cookies() == []
+    console.ready("playground")
+
+    page.reload()  # the session survives a reload of the tab
+    expect(page.get_by_role("heading", name="Playground", level=1)).to_be_visible()
+    console.ready("playground")
+
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    assert page.evaluate("sessionStorage.length") == 0
+    assert not [u for u in console.urls if tenant_key in u]
+    assert ADMIN_KEY not in gateway.logs() and tenant_key not in gateway.logs()
+
+
+# -- the playground -------------------------------------------------------------------------------------
+
+
+def test_the_decision_follows_the_cost_weight_slider(console: Console, gateway: Gateway) -> None:
+    page = console.page
+    console.sign_in()
+    console.ready("playground")
+    prompt = "Prove that the square root of 2 is irrational, step by step."
+    page.get_by_label("Message 1", exact=True).fill(prompt)
+    only_models(page, "gpt-4o", "pureai/gemma-3-4b-it")
+    body = {"messages": [{"role": "user", "content": prompt}], "models": ["gpt-4o", "pureai/gemma-3-4b-it"]}
+    best = api_decision(gateway, {**body, "cost_weight": 0})
+    cheapest = api_decision(gateway, {**body, "cost_weight": 1})
+    assert best["selected_model"] != cheapest["selected_model"]
+
+    slider = page.get_by_role("slider", name="cost_weight")
+    slider.focus()
+    slider.press("Home")  # the keyboard moves it
+    expect(page.locator("#cost-weight-value")).to_have_text("0.00")
+    expect(page.locator("#decision")).to_have_attribute("data-cost-weight", "0")
+    expect(page.locator("#chosen-model")).to_have_text(best["selected_model"])
+    expect(page.locator("#confidence")).to_have_text(f"{round(best['confidence'] * 100)}%")
+    expect(page.locator("#reasoning")).to_have_text(best["reasoning"])
+    rows = page.locator("#candidates-table tbody tr")
+    expect(rows).to_have_count(2)
+    expect(rows.first).to_have_attribute("data-model", best["candidates"][0]["model"])
+    expect(page.locator("#candidates-table tr.chosen th")).to_contain_text(best["selected_model"])
+    expect(page.locator("#capabilities li")).to_have_count(len(best["capabilities"]))
+    expect(page.locator("#qc-chart canvas")).to_have_count(1)
+    path = page.locator("#path-summary")
+    expect(path).to_contain_text(best["selected_model"])
+    expect(path).to_contain_text(cheapest["selected_model"])
+
+    slider.press("End")
+    expect(page.locator("#decision")).to_have_attribute("data-cost-weight", "1")
+    expect(page.locator("#chosen-model")).to_have_text(cheapest["selected_model"])
+    expect(page.locator("#cost-weight-value")).to_have_text("1.00")
+    slider.press("ArrowLeft")
+    expect(page.locator("#cost-weight-value")).to_have_text("0.95")
+    expect(page.locator("#decision")).to_have_attribute("data-cost-weight", "0.95")
+
+    # What the page showed is what it asked: the documented body, with the chosen models.
+    last = console.routed[-1]
+    assert last == {**body, "cost_weight": 0.95, "execute": False}
+    assert {b["cost_weight"] for b in console.routed} >= {i / 10 for i in range(11)}  # the path
+
+    # A conversation: every turn goes to the router, which reads the last user turn.
+    page.get_by_role("button", name="Add a message").click()
+    page.get_by_label("Message 2", exact=True).fill("Here is a proof by contradiction.")
+    expect(page.get_by_label("Role of message 2")).to_have_value("assistant")
+    page.get_by_role("button", name="Add a message").click()
+    page.get_by_label("Message 3", exact=True).fill("Now make it shorter.")
+    expect(page.locator("#path-summary")).to_contain_text("The choice along cost_weight")
+    expect(page.locator("#decision")).to_have_attribute("aria-busy", "false")
+    turns = console.routed[-1]["messages"]
+    assert [t["role"] for t in turns] == ["user", "assistant", "user"]
+    page.get_by_role("button", name="Remove message 2").click()
+    expect(page.get_by_label("Message 3", exact=True)).to_have_count(0)
+    expect(page.get_by_label("Message 2", exact=True)).to_have_value("Now make it shorter.")
+
+
+def test_run_it_streams_the_answer_and_shows_its_usage(
+    console: Console, gateway: Gateway, fresh: tuple[FakeUpstream, FakeUpstream], shots: Path
+) -> None:
+    page = console.page
+    console.sign_in()
+    console.ready("playground")
+    prompt = "Tell me a short story about a lighthouse keeper and a storm at sea"
+    page.get_by_label("Message 1", exact=True).fill(prompt)
+    only_models(page, "gpt-4o-mini")
+    expect(page.locator("#chosen-model")).to_have_text("gpt-4o-mini")
+    console.ready("playground")
+    fresh[0].script({"chunk_delay_ms": 250})  # ~16 pieces: about four seconds of stream
+
+    page.get_by_role("button", name="Run it").click()
+    status = page.locator("#run-status")
+    answer = page.locator("#answer")
+    expect(status).to_have_text("Streaming from gpt-4o-mini…")
+    expect(answer).to_contain_text("Hello from A")
+    expect(page.get_by_role("button", name="Stop")).to_be_visible()
+    partial = answer.inner_text()
+    expect(status).to_have_text("Done: gpt-4o-mini answered.")
+    expect(answer).to_have_text(f"Hello from A: {prompt[:60]}")
+    assert len(partial) < len(answer.inner_text())  # it arrived in pieces, as they streamed
+    expect(page.get_by_role("button", name="Stop")).to_be_hidden()
+
+    (sent,) = fresh[0].requests()
+    assert sent["body"]["stream"] is True and sent["model"] == "gpt-4o-mini"
+    rows = gateway.http.get("/v1/usage", headers=gateway.admin(), params={"limit": 1, "key_id": "admin-env"})
+    row = rows.json()["data"][0]
+    assert (row["endpoint"], row["model"], row["stream"], row["routed"]) == (
+        "router",
+        sent["model"],
+        True,
+        True,
+    )
+
+    def fact(name: str) -> Locator:
+        return page.locator(f'[data-fact="{name}"]')
+
+    expect(fact("Model")).to_have_text("gpt-4o-mini")
+    expect(fact("Provider")).to_have_text("openai")
+    expect(fact("Prompt tokens")).to_have_text(str(row["prompt_tokens"]))
+    expect(fact("Completion tokens")).to_have_text(str(row["completion_tokens"]))
+    expect(fact("Total cost")).to_have_text(re.compile(r"^\$0\.0000\d+"))
+    expect(fact("Latency")).to_have_text(re.compile(r"^\d+ ms$|^\d+\.\d\d s$"))
+    expect(fact("Time to first token")).to_have_text(re.compile(r"^\d+ ms$|^\d+\.\d\d s$"))
+    assert duration_ms(fact("Time to first token").inner_text()) == pytest.approx(row["ttft_ms"], abs=10)
+    assert duration_ms(fact("Latency").inner_text()) == pytest.approx(row["latency_ms"], abs=10)
+
+    playground = console.shot(shots, "playground")
+    if os.environ.get("PUREAI_UPDATE_SCREENSHOTS") == "1":
+        shutil.copyfile(playground, ROOT / "docs" / "console-playground.png")
+
+
+# -- keys, usage, revocation --------------------------------------------------------------------------
+
+
+def test_a_key_made_in_the_console_works_shows_in_usage_and_is_refused_once_revoked(
+    console: Console, gateway: Gateway, fresh: tuple[FakeUpstream, FakeUpstream], shots: Path
+) -> None:
+    page = console.page
+    console.sign_in("keys")
+    console.ready("keys")
+    name = "console-e2e-" + os.urandom(3).hex()
+    page.get_by_label("Name", exact=True).fill(name)
+    page.get_by_label("Tenant", exact=True).fill("t-console")
+    page.locator("#key-models").get_by_label("gpt-4o-mini", exact=True).check()
+    page.get_by_label("Requests per minute").fill("50")
+    page.get_by_label("Budget (USD)").fill("5")
+    page.get_by_role("button", name="Create key").click()
+
+    shown = page.get_by_role("region", name="New key, shown once")
+    expect(shown).to_be_visible()
+    expect(shown).to_be_focused()
+    secret = page.locator("#new-key-secret").inner_text()
+    assert re.fullmatch(r"pk-\S+", secret)
+    key_id = shown.get_attribute("data-key")
+    row = page.locator(f'#keys-table tr[data-key="{key_id}"]')
+    expect(row).to_contain_text(name)
+    expect(row.locator("td").nth(2)).to_have_text("gpt-4o-mini")
+    expect(row.locator("td").nth(3)).to_have_text("50")
+    expect(row.locator(".key-status")).to_have_text("active")
+
+    chat = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hello from curl"}]}
+    status, headers, text = curl(gateway, secret, chat)
+    assert status == 200, text
+    request_id = headers["x-request-id"]
+    assert json.loads(text)["choices"][0]["message"]["content"] == "Hello from A: Hello from curl"
+
+    page.get_by_role("link", name="Usage").click()
+    console.ready("usage")
+    page.get_by_label("Key", exact=True).select_option(key_id)
+    expect(page.locator("#usage-status")).to_contain_text("1 ledger rows")
+    expect(page.locator('[data-tile="Requests"]')).to_have_text("1")
+    expect(page.locator(f'#usage-recent tr[data-request="{request_id}"]')).to_contain_text("gpt-4o-mini")
+    expect(page.locator('#usage-models tr[data-model="gpt-4o-mini"] td').first).to_have_text("1")
+    expect(page.locator(f'#usage-keys tr[data-key="{key_id}"]')).to_contain_text(name)
+    expect(page.locator("#chart-spend-model .u-legend")).to_contain_text("gpt-4o-mini")
+    expect(page.locator("#chart-spend-key .u-legend")).to_contain_text(name)
+    expect(page.locator("#chart-requests .u-legend")).to_contain_text("executed")
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download CSV").click()
+    saved = download.value.path()
+    (exported,) = list(csv.DictReader(io.StringIO(Path(saved).read_text())))
+    assert (exported["request_id"], exported["key_id"], exported["model"], exported["status"]) == (
+        request_id,
+        key_id,
+        "gpt-4o-mini",
+        "200",
+    )
+    assert float(exported["total_cost_usd"]) > 0
+    page.get_by_label("Key", exact=True).select_option("")
+    expect(page.locator("#usage-status")).to_contain_text("ledger rows")
+    console.shot(shots, "usage")
+
+    page.get_by_role("link", name="Keys & deployments").click()
+    console.ready("keys")
+    row.get_by_role("button", name=f"Revoke {name}").click()
+    dialog = page.get_by_role("dialog", name="Revoke this key?")
+    expect(dialog).to_be_visible()
+    page.keyboard.press("Escape")  # changing one's mind keeps the key
+    expect(dialog).to_be_hidden()
+    expect(row.locator(".key-status")).to_have_text("active")
+    assert curl(gateway, secret, chat)[0] == 200
+
+    row.get_by_role("button", name=f"Revoke {name}").click()
+    dialog.get_by_role("button", name="Revoke").click()
+    expect(page.locator("#keys-status")).to_contain_text(f"Revoked {name}. ")
+    expect(row).to_have_count(0)  # revoked keys are hidden until asked for
+    page.get_by_label("Show revoked keys").check()
+    expect(row.locator(".key-status")).to_contain_text("revoked")
+    status, _, text = curl(gateway, secret, chat)
+    assert status == 401, text
+    assert json.loads(text)["error"]["code"] == "invalid_api_key"
+    console.shot(shots, "keys")
+
+
+def test_the_deployment_form_writes_a_catalogue_entry_that_loads(
+    browser: Browser, gateway: Gateway, catalogue_file: Path, tmp_path: Path
+) -> None:
+    context = browser.new_context(viewport=DESKTOP, permissions=["clipboard-read", "clipboard-write"])
+    try:
+        console = Console(context.new_page(), gateway)
+        page = console.page
+        console.sign_in("keys")
+        console.ready("keys")
+        for model in ("pureai/gemma-3-4b-it", "pureai/DeepSeek-R1-Distill-Llama-8B"):
+            providers = gateway.http.get("/v1/providers", headers=gateway.admin(), params={"model": model})
+            listed = ", ".join(f"{p['id']} ({p['type']})" for p in providers.json()["providers"])
+            cells = page.locator(f'#deployments-table tr[data-model="{model}"] td')
+            expect(cells.nth(1)).to_have_text(listed)
+
+        page.get_by_label("Model id").fill("my-llama")
+        page.get_by_label("Base URL (OpenAI-compatible)").fill("ftp://10.0.0.5/v1")
+        expect(page.locator("#deploy-error")).to_contain_text("must be an http:// or https:// URL")
+        expect(page.get_by_role("button", name="Copy snippet")).to_be_disabled()
+        page.get_by_label("Base URL (OpenAI-compatible)").fill("http://10.0.0.5:8000/v1")
+        page.get_by_label("API key environment variable").first.fill("MY_LLAMA_KEY")
+        page.get_by_role("button", name="Add a backup provider").click()
+        page.get_by_label("Provider id").fill("backup-host")
+        page.locator("#deploy-backups").get_by_label("Base URL").fill("https://other.example/v1")
+        page.locator("#deploy-backups").get_by_label("API key environment variable").fill("OTHER_HOST_KEY")
+        expect(page.locator("#deploy-error")).to_be_empty()
+        page.get_by_role("button", name="Copy snippet").click()
+        expect(page.locator("#copy-toml-status")).to_have_text("Copied.")
+        snippet = page.locator("#deploy-toml").inner_text()
+        assert page.evaluate("navigator.clipboard.readText()") == snippet
+        assert problems_free(console)
+    finally:
+        context.close()
+
+    extended = tmp_path / "catalogue.toml"
+    extended.write_text(catalogue_file.read_text() + "\n" + snippet)
+    entry = load_catalogue(extended).models["pureai/my-llama"]
+    assert (entry.owned_by, entry.input_per_mtok, entry.output_per_mtok, entry.context_window) == (
+        "pureai",
+        0.02,
+        0.04,
+        131072,
+    )
+    assert (entry.api_base, entry.api_key_env) == ("http://10.0.0.5:8000/v1", "MY_LLAMA_KEY")
+    assert [(p.id, p.type, p.api_base, p.api_key_env) for p in entry.providers] == [
+        ("pureai", "primary", None, None),  # the model's endpoint and key
+        ("backup-host", "backup", "https://other.example/v1", "OTHER_HOST_KEY"),
+    ]
+
+
+def problems_free(console: Console) -> bool:
+    assert console.problems == []
+    return True
+
+
+# -- layout and accessibility ----------------------------------------------------------------------------
+
+# Every visible form control has a name a screen reader can say; every visible piece of text has
+# WCAG AA contrast with what is behind it (4.5:1, or 3:1 for large text).
+AUDIT = """() => {
+  const visible = (el) => el.getClientRects().length > 0 && getComputedStyle(el).visibility !== "hidden";
+  const unnamed = [];
+  for (const el of document.querySelectorAll("input, select, textarea, meter, button, [role=slider]")) {
+    if (!visible(el)) continue;
+    const named = (el.labels && el.labels.length) || el.getAttribute("aria-label") ||
+      el.getAttribute("aria-labelledby") || (el.tagName === "BUTTON" && el.textContent.trim());
+    if (!named) unnamed.push(el.outerHTML.slice(0, 120));
+  }
+  const rgb = (c) => (c.match(/[\\d.]+/g) || []).map(Number);
+  const lum = ([r, g, b]) => {
+    const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
+    return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+  };
+  const background = (el) => {
+    for (let e = el; e; e = e.parentElement) {
+      const c = rgb(getComputedStyle(e).backgroundColor);
+      if (c.length === 3 || (c.length === 4 && c[3] > 0.5)) return c.slice(0, 3);
+    }
+    return [255, 255, 255];
+  };
+  const poor = [];
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    const el = node.parentElement;
+    if (!node.textContent.trim() || !visible(el) || el.closest(".visually-hidden, [hidden], canvas")) continue;
+    const style = getComputedStyle(el);
+    const a = lum(rgb(style.color)), b = lum(background(el));
+    const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+    const size = parseFloat(style.fontSize), bold = Number(style.fontWeight) >= 700;
+    const needed = size >= 24 || (bold && size >= 18.66) ? 3 : 4.5;
+    if (ratio < needed) poor.push(`${node.textContent.trim().slice(0, 40)}: ${ratio.toFixed(2)}`);
+  }
+  return { unnamed, poor };
+}"""
+
+
+@pytest.mark.parametrize("page_name", ["playground", "usage", "keys"])
+def test_every_control_is_labelled_and_text_has_aa_contrast(console: Console, page_name: str) -> None:
+    page = console.page
+    console.sign_in(page_name)
+    console.ready(page_name)
+    if page_name == "playground":
+        page.get_by_role("button", name="Add a message").click()  # a turn with its remove button
+    assert page.evaluate(AUDIT) == {"unnamed": [], "poor": []}
+
+
+def test_the_keyboard_reaches_everything_with_a_visible_focus(console: Console) -> None:
+    page = console.page
+    console.sign_in()
+    console.ready("playground")
+    page.reload()  # focus back at the start of the document
+    console.ready("playground")
+    page.keyboard.press("Tab")
+    skip = page.get_by_role("link", name="Skip to content")
+    expect(skip).to_be_focused()
+    box = skip.bounding_box()
+    assert box is not None and box["y"] >= 0  # on screen once focused
+    page.keyboard.press("Enter")
+    expect(page.locator("main")).to_be_focused()
+    page.reload()
+    console.ready("playground")
+    page.keyboard.press("Tab")
+    page.keyboard.press("Tab")
+    first = page.get_by_role("link", name="Playground")
+    expect(first).to_be_focused()
+    outline = first.evaluate("e => getComputedStyle(e).outlineStyle + ' ' + getComputedStyle(e).outlineWidth")
+    assert outline == "solid 3px"
+    page.keyboard.press("Tab")
+    page.keyboard.press("Enter")  # follows the focused link: Usage
+    expect(page.get_by_role("heading", name="Usage", level=1)).to_be_focused()
+    expect(page.get_by_role("link", name="Usage")).to_have_attribute("aria-current", "page")
+    console.ready("usage")
+
+
+def test_every_page_fits_a_phone(browser: Browser, gateway: Gateway, shots: Path) -> None:
+    context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
+    try:
+        console = Console(context.new_page(), gateway)
+        console.sign_in()
+        for name, link in (("playground", "Playground"), ("usage", "Usage"), ("keys", "Keys & deployments")):
+            console.page.get_by_role("link", name=link).click()
+            console.ready(name)
+            width = console.page.evaluate("document.documentElement.scrollWidth")
+            assert width <= PHONE["width"], f"{name} is {width}px wide on a {PHONE['width']}px screen"
+            console.shot(shots, f"phone-{name}")
+        assert problems_free(console)
+    finally:
+        context.close()
