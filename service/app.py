@@ -10,10 +10,11 @@ from fastapi import FastAPI
 from starlette.responses import RedirectResponse
 from starlette.staticfiles import StaticFiles
 
-from . import errors
+from . import errors, logs
+from .capacity import Capacity
 from .gateway import Gateway
-from .middleware import Guard
-from .routes import admin, completions, health, models, routing, usage
+from .middleware import Guard, Observe
+from .routes import admin, completions, health, metrics, models, routing, usage
 from .settings import Settings
 
 __all__ = ["create_app"]
@@ -23,6 +24,7 @@ CONSOLE = Path(__file__).parent / "console"  # the web console's built files (co
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
+    logs.install(settings)  # after uvicorn's own logging set-up, which it replaces
     gw = Gateway(settings)
 
     @asynccontextmanager
@@ -36,12 +38,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="pureai-router gateway", version="0.1.0", lifespan=lifespan)
     app.state.gateway = gw
     errors.install(app)
-    for module in (health, models, completions, routing, usage, admin):
+    for module in (health, models, completions, routing, usage, admin, metrics):
         app.include_router(module.router)
     # The web console: static files that call the documented API above with the key they are given.
     app.add_api_route("/ui", _to_console, include_in_schema=False)
     app.mount("/ui", StaticFiles(directory=CONSOLE, html=True), name="console")
-    app.add_middleware(Guard, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(Capacity, max_concurrency=settings.max_concurrency)
+    app.add_middleware(Guard, max_body_bytes=settings.max_body_bytes)  # outermost: ids every response
+    app.add_middleware(Observe, metrics=gw.metrics)  # gives Guard its id; counts and logs every answer
     return app
 
 

@@ -5,11 +5,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
+import shutil
+import signal
 import sys
+import tempfile
 import time
+from types import FrameType
 from typing import Any
 
+from . import logs
 from .settings import Settings
 
 __all__ = ["add_commands"]
@@ -62,20 +68,62 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    signal.signal(signal.SIGTERM, _exit_cleanly)
+    if settings.workers > 1 and settings.redis_url is None:
+        print(
+            f"pureai: warning: {settings.workers} workers without PUREAI_REDIS_URL: each worker keeps "
+            f"its own rate-limit windows, so a key may get up to {settings.workers}x its rpm/tpm; "
+            "set PUREAI_REDIS_URL to share them",
+            file=sys.stderr,
+            flush=True,
+        )
     asyncio.run(_bootstrap(settings))
-    uvicorn.run(
-        "service.asgi:factory",
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        workers=settings.workers,
-        loop="uvloop" if sys.platform != "win32" else "asyncio",
-        http="httptools",
-        log_level=settings.log_level,
-        timeout_graceful_shutdown=30,
-        access_log=settings.log_level == "debug",
-    )
+    logs.install(settings)  # uvicorn's own lines too (log_config=None: it configures no handler)
+    metrics_dir = _metrics_dir(settings.workers)
+    try:
+        uvicorn.run(
+            "service.asgi:factory",
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            workers=settings.workers,
+            loop="uvloop" if sys.platform != "win32" else "asyncio",
+            http="httptools",
+            log_level=settings.log_level,
+            log_config=None,
+            # uvicorn annotates it as int, but only hands it to asyncio.wait_for: a float works
+            timeout_graceful_shutdown=settings.graceful_timeout_s,  # type: ignore[arg-type]
+            access_log=False,  # the gateway writes one access line per request (service/logs.py)
+        )
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
+
+
+def _metrics_dir(workers: int) -> str | None:
+    """With several workers, a fresh temporary directory for prometheus-client's multiprocess mode
+    (the workers inherit PROMETHEUS_MULTIPROC_DIR), removed when the server stops; None with one
+    worker (its registry is in the process) or when the variable is already set (the caller's)."""
+    from .metrics import ENV
+
+    if workers < 2 or os.environ.get(ENV):
+        return None
+    path = tempfile.mkdtemp(prefix="pureai-metrics-")
+    os.environ[ENV] = path
+    return path
+
+
+def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM outside uvicorn's own handling: before uvicorn starts, or raised again by uvicorn once
+    its graceful shutdown is over (the store is closed, every ledger row written). End at once, as
+    SIGTERM's default action would, but with status 0: a stop asked for is a success. `os._exit`
+    skips the interpreter's teardown, seconds of garbage collection over litellm's and the router's
+    objects, which would only delay the exit past the graceful deadline."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 async def _bootstrap(settings: Settings) -> None:

@@ -10,8 +10,9 @@
     ├── Unavailable             503 service_unavailable (+ Retry-After)
     └── UpstreamError           502 upstream_error / 504 upstream_timeout / upstream status
 
-`install(app)` maps these, the router's and the registry's errors, FastAPI's validation errors
-and anything unexpected (500 without a traceback) to JSON responses in one place.
+`install(app)` maps these, the router's, the registry's and the store's errors (503
+`store_unavailable`), FastAPI's validation errors and anything unexpected (500 without a
+traceback) to JSON responses in one place.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ class APIError(Exception):
     status = 500
     type = "api_error"
     attempts = 0  # upstream attempts made before the error (0: none)
+    tried: tuple[Any, ...] = ()  # those attempts (executor.Attempted: provider, error), for the metrics
     recorded = False  # a ledger row was written for it
 
     def __init__(
@@ -120,6 +122,8 @@ def install(app: FastAPI) -> None:
     from router.errors import InputError, RouterError
     from router.errors import UnknownModelError as UnknownRoutedModel
 
+    from .store import StoreError
+
     @app.exception_handler(APIError)
     async def api_error(request: Request, exc: APIError) -> JSONResponse:
         return exc.response()
@@ -137,6 +141,15 @@ def install(app: FastAPI) -> None:
     async def catalogue_error(request: Request, exc: CatalogueError) -> JSONResponse:
         log.error("catalogue failure: %s", exc)
         return Unavailable("the model catalogue is not available", code="catalogue_unavailable").response()
+
+    @app.exception_handler(StoreError)
+    async def store_error(request: Request, exc: StoreError) -> JSONResponse:
+        log.error("store failure: %s", exc)  # StoreError messages never hold a password
+        return Unavailable(
+            "the key and usage store is unavailable; retry shortly",
+            code="store_unavailable",
+            headers={"retry-after": "1"},
+        ).response()
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -5,15 +5,24 @@ the bundled file (`LITELLM_LOCAL_MODEL_COST_MAP=True`) so nothing is fetched at 
 retries are off (`num_retries=0`, `max_retries=0`): failover is ours, so every attempt is counted.
 
 Failover happens on connect errors, timeouts, 5xx and upstream 429, and for streams only before the
-first chunk. Upstream 400s pass through to the client as 400; upstream 401/403/404 mean our provider
-configuration is wrong and become 502 (the client's request was fine).
+first chunk. A 5xx or a connection error is first retried on the same provider (`retries`, after a
+full-jitter backoff); a timeout or a 429 is not, since waiting there again would only add its delay.
+A stream attempt with a provider left to try is cut when its first chunk takes longer than
+`first_token_timeout_s`; the last attempt is bounded by the request timeout only. Upstream 400s pass
+through to the client as 400 (a context-length refusal with the code `context_length_exceeded`);
+upstream 401/403/404 mean our provider configuration is wrong and become 502 (the client's request
+was fine). Every attempt feeds the per-provider `Breaker`, which decides which providers are tried.
 """
 
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import logging
+import math
 import os
+import random
+import re
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -21,6 +30,8 @@ from typing import Any, Literal
 
 from models_registry import ModelEntry, Provider
 
+from . import logs
+from .breaker import Breaker
 from .errors import APIError, BadRequest, UpstreamError
 
 __all__ = ["Attempted", "Executor", "Opened", "Target"]
@@ -30,6 +41,11 @@ log = logging.getLogger("pureai.executor")
 Kind = Literal["chat", "text"]
 KEYLESS = "sk-no-key"
 TEXT_PREFIX = "text-completion-openai/"  # OpenAI-compatible servers without auth still need a non-empty key
+BACKOFF_CAP_S = 1.0
+
+
+class FirstTokenTimeout(TimeoutError):
+    """A stream attempt sent no first chunk within the first-token deadline."""
 
 
 @dataclass(frozen=True)
@@ -79,8 +95,20 @@ class Opened:
 
 
 class Executor:
-    def __init__(self, timeout_s: float = 120.0) -> None:
+    def __init__(
+        self,
+        timeout_s: float = 120.0,
+        *,
+        retries: int = 1,
+        backoff_s: float = 0.05,
+        first_token_timeout_s: float | None = None,
+        breaker: Breaker | None = None,
+    ) -> None:
         self.timeout_s = timeout_s
+        self.retries = retries
+        self.backoff_s = backoff_s
+        self.first_token_timeout_s = first_token_timeout_s
+        self.breaker = breaker if breaker is not None else Breaker()
         self._litellm: Any = None
         self._retryable: tuple[type[BaseException], ...] = ()
         self._timeouts: tuple[type[BaseException], ...] = ()
@@ -89,11 +117,15 @@ class Executor:
     # -- lifecycle ----------------------------------------------------------------------------
     def start(self) -> None:
         os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+        os.environ.setdefault("LITELLM_LOG", "CRITICAL")  # the handler it adds at import: quiet (ours logs)
         import litellm
         from litellm import exceptions as lx
 
         litellm.suppress_debug_info = True
         litellm.telemetry = False
+        # its loggers got a handler of their own at import: through ours (format, redaction) instead,
+        # at WARNING unless debug; litellm.set_verbose stays off (it prints past any logging filter)
+        logs.adopt("LiteLLM", "LiteLLM Router", "LiteLLM Proxy", quiet=True)
         litellm.drop_params = True  # a parameter one provider lacks is dropped, not an error
         self._litellm = litellm
         self._timeouts = (lx.Timeout, asyncio.TimeoutError, TimeoutError)
@@ -206,37 +238,88 @@ class Executor:
     async def open(
         self, kind: Kind, entry: ModelEntry, payload: dict[str, Any], stream: bool, started: float
     ) -> Opened:
-        """Call providers in turn until one answers (or, streamed, sends its first chunk)."""
+        """Call providers in turn until one answers (or, streamed, sends its first chunk): those the
+        breaker lets through, primary first, each retried after a 5xx or a connection error."""
         assert self._litellm is not None, "Executor.start() was not called"
         targets = self.targets(entry)
         if not targets:
             raise self.unconfigured(entry)
+        keys = [f"{entry.id}/{t.provider.id}" for t in targets]
+        plan = self.breaker.plan(keys)
+        if len(plan) < len(targets):
+            skipped = [targets[i].provider.id for i in range(len(targets)) if i not in plan]
+            log.info("%s: skipping %s (cooling down)", entry.id, ", ".join(skipped))
         attempts: list[Attempted] = []
         last: BaseException | None = None
-        for target in targets:
-            attempt = Attempted(target.provider.id)
-            attempts.append(attempt)
-            try:
-                return await self._attempt(kind, target, payload, stream, started, attempts)
-            except self._retryable as exc:
-                attempt.error = _error_code(exc, self._timeouts)
-                last = exc
-                log.warning(
-                    "%s via %s failed (%s); %s",
-                    entry.id,
-                    target.provider.id,
-                    attempt.error,
-                    "trying the next provider" if target is not targets[-1] else "no provider left",
-                )
-            except Exception as exc:
-                attempt.error = _error_code(exc, self._timeouts)
-                err = self._client_error(exc, entry)
-                err.attempts = len(attempts)
-                raise err from None
+        for n, i in enumerate(plan):
+            target, key, final = targets[i], keys[i], n == len(plan) - 1
+            for retry in range(self.retries + 1):
+                if retry:
+                    await asyncio.sleep(_backoff(self.backoff_s, retry))
+                # the last provider is tried even when cooling down: a request never fails untried
+                if not self.breaker.begin(key) and (retry or not final):
+                    break
+                attempt = Attempted(target.provider.id)
+                attempts.append(attempt)
+                try:
+                    return await self._judged(key, kind, target, payload, stream, started, attempts, final)
+                except Exception as exc:
+                    attempt.error = _error_code(exc, self._timeouts)
+                    if not self._fails_over(exc):
+                        err = self._client_error(exc, entry)
+                        err.attempts, err.tried = len(attempts), tuple(attempts)
+                        raise err from None
+                    last = exc
+                    # a timeout or a 429 is not retried here: it would only wait the same again
+                    again = (
+                        retry < self.retries and not isinstance(exc, self._timeouts) and _status(exc) != 429
+                    )
+                    step = (
+                        "retrying" if again else "no provider left" if final else "trying the next provider"
+                    )
+                    log.warning(
+                        "%s via %s failed (%s); %s", entry.id, target.provider.id, attempt.error, step
+                    )
+                    if not again:
+                        break
         assert last is not None
         err = self._final_error(last, entry, attempts)
-        err.attempts = len(attempts)
+        err.attempts, err.tried = len(attempts), tuple(attempts)
         raise err
+
+    async def _judged(
+        self,
+        key: str,
+        kind: Kind,
+        target: Target,
+        payload: dict[str, Any],
+        stream: bool,
+        started: float,
+        attempts: list[Attempted],
+        final: bool,
+    ) -> Opened:
+        """One attempt, reported to the breaker: a success, a failure, or (cancelled) no verdict."""
+        ttft = None if final else self.first_token_timeout_s
+        try:
+            opened = await self._attempt(kind, target, payload, stream, started, attempts, ttft)
+        except asyncio.CancelledError:
+            self.breaker.release(key)
+            raise
+        except Exception as exc:
+            status = _status(exc)
+            if self._fails_over(exc):
+                self.breaker.failure(key, _retry_after_s(exc) if status == 429 else None)
+            elif status is not None and status < 500:
+                self.breaker.success(key)  # the provider answered: the request is at fault
+            else:
+                self.breaker.release(key)
+            raise
+        self.breaker.success(key)
+        return opened
+
+    def _fails_over(self, exc: BaseException) -> bool:
+        """Connection errors, timeouts, 429 and any 5xx: another provider may answer."""
+        return isinstance(exc, self._retryable) or (_status(exc) or 0) >= 500
 
     async def _attempt(
         self,
@@ -246,6 +329,7 @@ class Executor:
         stream: bool,
         started: float,
         attempts: list[Attempted],
+        first_token_s: float | None = None,
     ) -> Opened:
         lt = self._litellm
         call = lt.acompletion if kind == "chat" else lt.atext_completion
@@ -264,6 +348,21 @@ class Executor:
             return Opened(target, attempts, started, response=response, first_at=now)
         kwargs["stream"] = True
         kwargs["stream_options"] = {"include_usage": True}
+        if first_token_s is None or first_token_s >= self.timeout_s:
+            return await self._first(call, kwargs, target, attempts, started)
+        deadline = asyncio.timeout(first_token_s)
+        try:
+            async with deadline:
+                return await self._first(call, kwargs, target, attempts, started)
+        except TimeoutError:
+            if deadline.expired():
+                raise FirstTokenTimeout(f"no first chunk within {first_token_s:g}s") from None
+            raise
+
+    async def _first(
+        self, call: Any, kwargs: dict[str, Any], target: Target, attempts: list[Attempted], started: float
+    ) -> Opened:
+        """Open a stream and wait for its first chunk."""
         iterator = await asyncio.wait_for(call(**kwargs), self.timeout_s)
         try:
             first = await asyncio.wait_for(anext(iterator), self.timeout_s)
@@ -358,10 +457,44 @@ async def _close(iterator: Any) -> None:
 
 
 def _error_code(exc: BaseException, timeouts: tuple[type[BaseException], ...]) -> str:
+    if isinstance(exc, FirstTokenTimeout):
+        return "first_token_timeout"
     if isinstance(exc, timeouts):
         return "timeout"
+    status = _status(exc)
+    return f"status {status}" if status is not None and status >= 400 else type(exc).__name__
+
+
+def _backoff(base_s: float, retry: int) -> float:
+    """Full jitter: a random wait up to base x 2^(retry-1), capped."""
+    return random.uniform(0, min(BACKOFF_CAP_S, base_s * 2 ** (retry - 1)))
+
+
+def _status(exc: BaseException) -> int | None:
     status = getattr(exc, "status_code", None)
-    return f"status {status}" if isinstance(status, int) and status >= 400 else type(exc).__name__
+    return status if isinstance(status, int) else None
+
+
+def _retry_after_s(exc: BaseException) -> float | None:
+    """Seconds from a 429's `retry-after-ms` or `Retry-After` (seconds or an HTTP date)."""
+    response = getattr(exc, "response", None)
+    headers = getattr(response, "headers", None) or getattr(exc, "litellm_response_headers", None) or {}
+    try:
+        ms, value = headers.get("retry-after-ms"), headers.get("retry-after")
+    except Exception:
+        return None
+    for raw, scale in ((ms, 1000.0), (value, 1.0)):
+        try:
+            seconds = float(raw) / scale if raw else math.nan
+        except ValueError:
+            continue
+        if math.isfinite(seconds):
+            return max(0.0, seconds)
+    try:
+        when = email.utils.parsedate_to_datetime(str(value)) if value else None
+    except (TypeError, ValueError):
+        return None
+    return None if when is None else max(0.0, when.timestamp() - time.time())
 
 
 def _retry_after(exc: BaseException) -> str | None:
@@ -375,11 +508,13 @@ def _retry_after(exc: BaseException) -> str | None:
 
 
 def _upstream_message(exc: BaseException) -> str:
-    """The provider's own message, without litellm's decoration; never carries our credentials."""
+    """The provider's own message, without litellm's decoration, and redacted: a provider may echo
+    our key or a `?key=` URL in it, and it goes to the client."""
     text = str(getattr(exc, "message", "") or exc)
     for prefix in ("litellm.", "OpenAIException - ", "Error code: "):
         text = text.replace(prefix, "")
-    return text[:500]
+    text = re.sub(r"^(?:\w+Error: )+", "", text)  # litellm's class names, once per wrapping
+    return logs.redact(text)[:500]
 
 
 def _version() -> str:

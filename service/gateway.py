@@ -8,30 +8,37 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from fastapi import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 from starlette.types import Receive
 
 from models_registry import Catalogue, ModelEntry, load_catalogue
 
-from . import shaping
+from . import logs, shaping, window
+from .breaker import Breaker
 from .errors import APIError, Forbidden, NotFound, RateLimited, Unavailable
-from .executor import Executor, Opened
+from .executor import Attempted, Executor, Opened
 from .keys import KeyRing, presented_key
 from .limits import Limiter, LimiterUnavailable, LimitResult, make_limiter
+from .metrics import Metrics
 from .settings import Settings
 from .store import KeyRecord, Store, UsageRow, open_store
+from .streaming import Stream, Tally
 
 __all__ = ["Context", "Gateway"]
 
 log = logging.getLogger("pureai.service")
 
 Kind = Literal["chat", "text"]
+T = TypeVar("T")
+
+DRAIN_S = 10.0
+"""At shutdown, how long `stop()` waits for open streams and ledger writes before it gives up."""
 
 
 @dataclass
@@ -62,8 +69,20 @@ class Gateway:
         self.store: Store | None = None
         self.limiter: Limiter | None = None
         self.keys: KeyRing | None = None
-        self.executor = Executor(settings.request_timeout_s)
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self.executor = Executor(
+            settings.request_timeout_s,
+            retries=settings.retries_per_provider,
+            backoff_s=settings.retry_backoff_s,
+            first_token_timeout_s=settings.first_token_timeout_s,
+            breaker=Breaker(
+                settings.breaker_failures,
+                settings.breaker_window_s,
+                settings.breaker_cooldown_s,
+                settings.rate_limit_cooldown_max_s,
+            ),
+        )
+        self._tasks: set[asyncio.Future[Any]] = set()  # ledger writes, open requests and streams
+        self.metrics = Metrics()
 
     # -- lifecycle ----------------------------------------------------------------------------
     async def start(self) -> None:
@@ -78,20 +97,32 @@ class Gateway:
         redis_url = s.redis_url.get_secret_value() if s.redis_url else None
         self.limiter = make_limiter(redis_url, fail_open=s.rate_limit_fail_open)
         admin = s.admin_key.get_secret_value() if s.admin_key else None
-        self.keys = KeyRing(self.store, admin, s.key_cache_s)
+        self.keys = KeyRing(self.store, admin, s.key_cache_s, self.metrics.key_lookup)
         if admin is None and await self.store.count_admin_keys() == 0:
             log.warning("no admin key: set PUREAI_ADMIN_KEY or run `pureai keys create --admin`")
         self.executor.start()
         await self.executor.warm()
 
     async def stop(self) -> None:
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._drain()
         await self.executor.close()
         if self.limiter is not None:
             await self.limiter.close()
         if self.store is not None:
             await self.store.close()
+        self.metrics.close()
+
+    async def _drain(self) -> None:
+        """Wait for open streams and background ledger writes. uvicorn calls the lifespan's shutdown
+        after its graceful deadline has cancelled the requests still open: those are ending now, each
+        billing what it sent (`Stream`), and their rows must be written before the store closes."""
+        deadline = time.monotonic() + DRAIN_S
+        while self._tasks:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                log.error("%d streams or ledger writes still pending at shutdown", len(self._tasks))
+                return
+            await asyncio.wait(set(self._tasks), timeout=left)
 
     async def ready(self) -> dict[str, Any]:
         """What /ready reports; raises Unavailable when a part is down."""
@@ -113,20 +144,38 @@ class Gateway:
         ok = all(v == "ok" or v.startswith("degraded") for v in checks.values())
         if not ok:
             raise Unavailable(f"not ready: {checks}", code="not_ready", headers={"retry-after": "1"})
-        return {"status": "ready", "checks": checks, "upstream_transports": self.executor.transports()}
+        return {
+            "status": "ready",
+            "checks": checks,
+            "upstream_transports": self.executor.transports(),
+            "providers": self.executor.breaker.snapshot(),  # the ones cooling down (this process)
+        }
 
     # -- pipeline: who and how much -------------------------------------------------------------
     async def authenticate(self, request: Request, endpoint: str) -> Context:
         assert self.keys is not None
         key = await self.keys.check(presented_key(request))
+        logs.note(key_id=key.id, tenant=key.tenant)
         request_id = getattr(request.state, "request_id", None) or "req_" + secrets.token_hex(12)
         return Context(request_id, key, endpoint, time.time(), time.perf_counter(), receive=request.receive)
 
     @asynccontextmanager
     async def recorded(self, ctx: Context) -> AsyncIterator[Context]:
-        """Writes a ledger row for an error raised inside (a refused or failed request)."""
+        """Writes a ledger row for an error raised inside (a refused or failed request). A request
+        that uvicorn cancels (it does only at its graceful-shutdown deadline) becomes a 503
+        `shutdown` rather than uvicorn's bare 500; until it is answered, stop() waits for it."""
+        inside = asyncio.get_running_loop().create_future()
+        self._tasks.add(inside)
         try:
-            yield ctx
+            try:
+                yield ctx
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if task is not None:
+                    task.uncancel()
+                raise Unavailable(
+                    "the gateway is shutting down; retry", code="shutdown", headers={"retry-after": "1"}
+                ) from None
         except APIError as exc:
             if not exc.recorded:
                 exc.recorded = True
@@ -143,6 +192,9 @@ class Gateway:
                     )
                 )
             raise
+        finally:
+            inside.set_result(None)
+            self._tasks.discard(inside)
 
     async def admit(self, ctx: Context) -> None:
         """Rate limits and budget; RateLimited (429) or Unavailable (503, limiter down, fail-closed)."""
@@ -151,6 +203,7 @@ class Gateway:
         try:
             ctx.limit = await self.limiter.acquire(key.id, key.rpm, key.tpm)
         except LimiterUnavailable:
+            self.metrics.rate_limit("limiter_unavailable", key.tenant)
             raise Unavailable(
                 "rate limiting is unavailable; try again shortly",
                 code="limiter_unavailable",
@@ -158,6 +211,7 @@ class Gateway:
             ) from None
         if not ctx.limit.allowed:
             what = "tokens" if ctx.limit.reason == "tokens" else "requests"
+            self.metrics.rate_limit(what, key.tenant)
             raise RateLimited(
                 f"rate limit reached for {what} per minute on this key; retry in {ctx.limit.retry_after_s:.1f}s",
                 ctx.limit.retry_after_s,
@@ -168,6 +222,7 @@ class Gateway:
         if key.budget_usd is not None:
             spent = await self.store.spend_usd(key.id)
             if spent >= key.budget_usd:
+                self.metrics.budget(key.tenant)
                 raise APIError(
                     f"this key's budget of ${key.budget_usd:g} is spent",
                     status=429,
@@ -223,7 +278,9 @@ class Gateway:
         chars = window.prompt_chars({"messages": messages})
         entries = [self.catalogue.models[m] for m in dict.fromkeys(pool)]
         pool = [e.id for e in window.fitting(entries, chars)]  # too small a context window: left out
-        return await asyncio.to_thread(self.router.select, messages, pool, cost_weight)
+        decision = await asyncio.to_thread(self.router.select, messages, pool, cost_weight)
+        self.metrics.decision(decision.selected_model)
+        return decision
 
     # -- pipeline: execution --------------------------------------------------------------------
     async def run(
@@ -239,6 +296,9 @@ class Gateway:
     ) -> Response:
         """Execute on `entry`'s providers; a JSON response or an SSE stream."""
         try:
+            window.refuse_if_over(
+                entry, window.prompt_chars(payload), "messages" if kind == "chat" else "prompt"
+            )
             opened = await self._open(ctx, kind, entry, payload, stream)
         except APIError as exc:
             self._failed(ctx, entry, exc)
@@ -250,9 +310,12 @@ class Gateway:
             "x-pureai-provider": opened.target.provider.id,
         }
         if stream:
-            relay = self._relay(ctx, kind, entry, opened, payload, usage_chunk, routing)
+            tally = Tally()
+            relay = self._relay(ctx, kind, entry, opened, payload, usage_chunk, routing, tally)
             headers.update({"cache-control": "no-cache", "x-accel-buffering": "no"})
-            return StreamingResponse(relay, media_type="text/event-stream", headers=headers)
+            return Stream(
+                relay, lambda why: self._cut(ctx, kind, entry, opened, payload, tally, why), headers, self._tasks
+            )
         now = time.perf_counter()
         body = shaping.completion_body(opened.response, kind, entry.id)
         tokens = shaping.Tokens.from_usage(getattr(opened.response, "usage", None)) or self._estimate(
@@ -270,7 +333,8 @@ class Gateway:
                 "choices": body["choices"],
                 "usage": body["usage"],
             }
-        await self._ledger(ctx, entry, opened, body["usage"], 200, None, stream=False)
+        if not await self._ledger(ctx, entry, opened, body["usage"], 200, None, stream=False):
+            raise _unbilled()  # an answer is never acknowledged without its row
         await self._tokens(ctx, tokens)
         return shaping.JSON(body, headers=headers)
 
@@ -303,15 +367,18 @@ class Gateway:
         payload: dict[str, Any],
         usage_chunk: bool,
         routing: dict[str, Any] | None,
-    ) -> AsyncIterator[bytes]:
+        tally: Tally,
+    ) -> AsyncGenerator[bytes, None]:
+        """The stream's frames. Its ledger row is written before its last frames: the finish chunk
+        with the usage and [DONE], or the error event of an upstream that broke. If the row cannot be
+        written, an error event `ledger_unavailable` replaces [DONE]. A stream cut before that is
+        billed by `_cut`."""
         shape = shaping.chat_chunk if kind == "chat" else shaping.text_chunk
         stream_id = ("chatcmpl-" if kind == "chat" else "cmpl-") + secrets.token_hex(12)
         created = int(time.time())
-        reported: shaping.Tokens | None = None
-        text: list[str] = []
         held: dict[str, Any] | None = None  # the finish chunk, held back to carry the usage
-        ttft: float | None = None
-        finished = False
+        broke: APIError | None = None
+        chain = self._chain(opened)
         try:
             if routing is not None:
                 first = {
@@ -323,19 +390,19 @@ class Gateway:
                     "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}],
                 }
                 yield shaping.sse(first)
-            async for raw in self._chain(opened):
-                reported = shaping.Tokens.from_usage(getattr(raw, "usage", None)) or reported
+            async for raw in chain:
+                tally.reported = shaping.Tokens.from_usage(getattr(raw, "usage", None)) or tally.reported
                 chunk = shape(raw, entry.id, stream_id, created)
                 if chunk is None:
                     continue
-                if ttft is None and shaping.chunk_text(chunk):
-                    ttft = ctx.elapsed_ms()
+                if tally.ttft_ms is None and shaping.chunk_text(chunk):
+                    tally.ttft_ms = ctx.elapsed_ms()
                 if routing is not None and kind == "chat":
                     for choice in chunk["choices"]:
                         choice["delta"].pop("role", None)
                     if not any(c["delta"] or c.get("finish_reason") for c in chunk["choices"]):
                         continue
-                text.append(shaping.chunk_text(chunk))
+                tally.chars += len(shaping.chunk_text(chunk))
                 if held is not None:
                     yield shaping.sse(held)
                     held = None
@@ -343,28 +410,23 @@ class Gateway:
                     held = chunk
                     continue
                 yield shaping.sse(chunk)
-            finished = True
-        except asyncio.CancelledError:
-            tokens = reported or self._estimate_stream(payload, text, kind)
-            usage = shaping.usage_body(entry, tokens, ctx.elapsed_ms(), ttft)
-            self._later(self._ledger(ctx, entry, opened, usage, 200, "client_disconnected", stream=True))
-            raise
         except Exception as exc:
-            err = self.executor.stream_error(exc)
+            broke = self.executor.stream_error(exc)
             log.warning(
                 "%s: stream from %s broke: %s", entry.id, opened.target.provider.id, type(exc).__name__
             )
-            tokens = reported or self._estimate_stream(payload, text, kind)
-            usage = shaping.usage_body(entry, tokens, ctx.elapsed_ms(), ttft)
+        finally:
+            await chain.aclose()  # closes the upstream response when the stream was cut at a yield
+        tokens = tally.reported or self._estimate_stream(payload, tally.chars)
+        usage = shaping.usage_body(entry, tokens, ctx.elapsed_ms(), tally.ttft_ms)
+        tally.billed = True
+        billed = await self._ledger(ctx, entry, opened, usage, 200, broke.code if broke else None, stream=True)
+        await self._tokens(ctx, tokens)
+        if broke is not None:
             if held is not None:
                 yield shaping.sse(held)
-            yield shaping.sse(err.body())
-            await self._ledger(ctx, entry, opened, usage, 200, err.code, stream=True)
-            await self._tokens(ctx, tokens)
+            yield shaping.sse(broke.body())
             return
-        assert finished
-        tokens = reported or self._estimate_stream(payload, text, kind)
-        usage = shaping.usage_body(entry, tokens, ctx.elapsed_ms(), ttft)
         if held is None:
             empty: dict[str, Any] = {"index": 0, "delta": {}} if kind == "chat" else {"index": 0, "text": ""}
             held = {
@@ -382,15 +444,37 @@ class Gateway:
         else:
             held["usage"] = usage
             yield shaping.sse(held)
-        await self._ledger(ctx, entry, opened, usage, 200, None, stream=True)
-        await self._tokens(ctx, tokens)
-        yield shaping.sse_done()
+        yield shaping.sse_done() if billed else shaping.sse(_unbilled().body())
 
-    async def _chain(self, opened: Opened) -> AsyncIterator[Any]:
+    def _cut(
+        self,
+        ctx: Context,
+        kind: Kind,
+        entry: ModelEntry,
+        opened: Opened,
+        payload: dict[str, Any],
+        tally: Tally,
+        why: str,
+    ) -> None:
+        """Bill a stream that ended before its relay wrote its row: what it sent, in the background
+        (the request's task may be cancelled); `why` is the row's error."""
+        if tally.billed:
+            return
+        tally.billed = True
+        tokens = tally.reported or self._estimate_stream(payload, tally.chars)
+        usage = shaping.usage_body(entry, tokens, ctx.elapsed_ms(), tally.ttft_ms)
+        self._later(self._ledger(ctx, entry, opened, usage, 200, why, stream=True))
+        self._later(self._tokens(ctx, tokens))
+
+    async def _chain(self, opened: Opened) -> AsyncGenerator[Any, None]:
         if opened.first is not None:
             yield opened.first
-        async for chunk in self.executor.chunks(opened):
-            yield chunk
+        chunks = self.executor.chunks(opened)
+        try:
+            async for chunk in chunks:
+                yield chunk
+        finally:
+            await chunks.aclose()  # type: ignore[attr-defined]
 
     # -- accounting -----------------------------------------------------------------------------
     def _estimate(self, payload: dict[str, Any], body: dict[str, Any], kind: Kind) -> shaping.Tokens:
@@ -400,9 +484,9 @@ class Gateway:
         )
         return shaping.Tokens(_prompt_tokens(payload), max(1, len(out) // 4) if out else 0)
 
-    def _estimate_stream(self, payload: dict[str, Any], text: list[str], kind: Kind) -> shaping.Tokens:
-        out = "".join(text)
-        return shaping.Tokens(_prompt_tokens(payload), max(1, len(out) // 4) if out else 0)
+    def _estimate_stream(self, payload: dict[str, Any], chars: int) -> shaping.Tokens:
+        """An estimate for a stream that sent `chars` characters of text."""
+        return shaping.Tokens(_prompt_tokens(payload), max(1, chars // 4) if chars else 0)
 
     async def _tokens(self, ctx: Context, tokens: shaping.Tokens) -> None:
         if ctx.key.tpm is not None and self.limiter is not None:
@@ -421,10 +505,11 @@ class Gateway:
         error: str | None,
         *,
         stream: bool,
-    ) -> None:
+    ) -> bool:
+        """Write the row of an executed request; False (logged) if the store failed."""
         fields = {k: usage[k] for k in _LEDGER_USAGE}
         cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens", 0)
-        await self._write(
+        return await self._commit(
             self._row(
                 ctx,
                 entry,
@@ -434,6 +519,7 @@ class Gateway:
                 cached_tokens=cached,
                 stream=stream,
                 attempts=len(opened.attempts),
+                tried=opened.attempts,
                 **fields,
             )
         )
@@ -450,38 +536,74 @@ class Gateway:
         self._later(
             self._write(
                 self._row(
-                    ctx, entry, exc.status, exc.code, attempts=attempts, latency_ms=round(ctx.elapsed_ms(), 1)
+                    ctx,
+                    entry,
+                    exc.status,
+                    exc.code,
+                    attempts=attempts,
+                    tried=exc.tried,
+                    latency_ms=round(ctx.elapsed_ms(), 1),
                 )
             )
         )
 
     def _row(
-        self, ctx: Context, entry: ModelEntry | None, status: int, error: str | None, **fields: Any
+        self,
+        ctx: Context,
+        entry: ModelEntry | None,
+        status: int,
+        error: str | None,
+        tried: Sequence[Attempted] = (),
+        **fields: Any,
     ) -> UsageRow:
+        """The ledger row of a request's outcome: every outcome passes here once, so it is also
+        where the metrics count it (with its upstream attempts) and the access line learns it."""
         model = entry.id if entry else fields.pop("model", None)
-        return UsageRow(
+        row = UsageRow(
             request_id=ctx.request_id, key_id=ctx.key.id, tenant=ctx.key.tenant, created=ctx.arrived,
             endpoint=ctx.endpoint, model=model, provider=fields.pop("provider", None), status=status,
             error=error, routed=ctx.endpoint == "router", **fields,
         )  # fmt: skip
+        self.metrics.outcome(row, tried)
+        logs.note(model=row.model, provider=row.provider, ttft_ms=row.ttft_ms)
+        return row
 
-    async def _write(self, row: UsageRow) -> None:
+    async def _write(self, row: UsageRow) -> bool:
         assert self.store is not None
         try:
             await self.store.record_usage(row)
         except Exception as exc:
             log.error("ledger write failed for %s: %s", row.request_id, exc)
+            return False
+        return True
 
-    def _later(self, coro: Any) -> None:
+    async def _commit(self, row: UsageRow) -> bool:
+        """`_write` for a row the answer waits for, shielded: a client leaving or the shutdown
+        deadline mid-write does not lose the row (stop() waits for it, as for any `_later`)."""
+        return await asyncio.shield(self._later(self._write(row)))
+
+    def _later(self, coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
 
 _LEDGER_USAGE = (
     "prompt_tokens", "completion_tokens", "input_cost_usd", "output_cost_usd", "cache_input_cost_usd",
     "total_cost_usd", "latency_ms", "ttft_ms",
 )  # fmt: skip
+
+
+def _unbilled() -> Unavailable:
+    """The error of an answer whose ledger row could not be written (and is not retried)."""
+    err = Unavailable(
+        "the usage ledger is unavailable, so the answer cannot be delivered; retry shortly",
+        code="ledger_unavailable",
+        headers={"retry-after": "1"},
+    )
+    err.recorded = True
+    return err
 
 
 async def _disconnect(receive: Receive) -> None:
@@ -494,14 +616,4 @@ def _prompt_tokens(payload: dict[str, Any]) -> int:
     """chars / 4 over the prompt or messages' text: an estimate for when upstream does not say."""
     from router._text import estimate_tokens
 
-    if "messages" in payload:
-        parts: list[str] = []
-        for m in payload["messages"]:
-            content = m.get("content")
-            if isinstance(content, str):
-                parts.append(content)
-            elif isinstance(content, list):
-                parts.extend(str(p.get("text") or "") for p in content if isinstance(p, dict))
-        return estimate_tokens(len("\n".join(parts)))
-    prompt = payload.get("prompt")
-    return estimate_tokens(len(prompt if isinstance(prompt, str) else "\n".join(map(str, prompt or []))))
+    return estimate_tokens(window.prompt_chars(payload))

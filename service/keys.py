@@ -12,6 +12,7 @@ import hmac
 import re
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import replace
 
 from fastapi import Request
@@ -22,7 +23,9 @@ from .store import KeyRecord, Store
 __all__ = ["KeyRing", "hash_key", "make_key", "presented_key"]
 
 _KEY = re.compile(r"pk-([0-9a-f]{12})-[A-Za-z0-9_-]{16,64}\Z")
-_DUMMY_HASH = hashlib.sha256(b"pk-000000000000-dummy").hexdigest()
+_DUMMY = KeyRecord(
+    id="", tenant="", name="", secret_hash=hashlib.sha256(b"pk-000000000000-dummy").hexdigest()
+)
 ENV_ADMIN_ID = "admin-env"
 
 
@@ -50,13 +53,30 @@ def presented_key(request: Request) -> str | None:
 
 
 class KeyRing:
-    """Checks presented keys against the store, with a short cache of records (never of secrets)."""
+    """Checks presented keys against the store.
 
-    def __init__(self, store: Store, admin_key: str | None = None, cache_s: float = 2.0) -> None:
+    A key that checked out is cached for `cache_s`, by its SHA-256 (never the key): a key in use
+    costs no store read. A key that did not is never cached, so every wrong key of the right shape
+    does the same work whether its id exists (a near miss) or not (a far miss): one store read, one
+    record, one `hmac.compare_digest` of SHA-256 digests (against a dummy record's for an unknown
+    id). How much of a secret was right does not show in the time a refusal takes
+    (benchmarks/security/key_timing.py). A missing or malformed key (its shape is public) is
+    refused without a read. `observe("cache" | "store")` hears where each well-formed key's record
+    came from.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        admin_key: str | None = None,
+        cache_s: float = 2.0,
+        observe: Callable[[str], None] | None = None,
+    ) -> None:
         self.store = store
         self.cache_s = cache_s
-        self._cache: dict[str, tuple[float, KeyRecord | None]] = {}
+        self._cache: dict[str, tuple[float, KeyRecord]] = {}  # hash of a good key -> (when, record)
         self._admin_hash = hash_key(admin_key) if admin_key else None
+        self._observe = observe or (lambda source: None)
 
     async def check(self, key: str | None) -> KeyRecord:
         """The live record of `key`; `Unauthorized` (401) for a missing, malformed, wrong or revoked key."""
@@ -65,13 +85,29 @@ class KeyRing:
                 "missing API key: send it as 'x-api-key: <key>' or 'Authorization: Bearer <key>'",
                 code="missing_api_key",
             )
-        if self._admin_hash is not None and hmac.compare_digest(hash_key(key), self._admin_hash):
+        digest = hash_key(key)
+        if self._admin_hash is not None and hmac.compare_digest(digest, self._admin_hash):
             return KeyRecord(id=ENV_ADMIN_ID, tenant="admin", name="PUREAI_ADMIN_KEY", admin=True)
+        now = time.monotonic()
+        hit = self._cache.get(digest)
+        if hit is not None and now - hit[0] < self.cache_s:
+            self._observe("cache")
+            return hit[1]
         match = _KEY.match(key)
-        record = await self._record(match.group(1)) if match else None
-        expected = record.secret_hash if record else _DUMMY_HASH
-        if not hmac.compare_digest(hash_key(key), expected) or record is None or record.revoked:
+        record = None
+        if match:
+            self._observe("store")
+            record = await self.store.get_key(match.group(1))
+            # an unknown id gets a record too, as the store builds one for a known id: the same work
+            candidate = record or replace(_DUMMY, id=match.group(1))
+        else:
+            candidate = _DUMMY
+        if not hmac.compare_digest(digest, candidate.secret_hash) or record is None or record.revoked:
             raise Unauthorized("invalid API key", code="invalid_api_key")
+        if self.cache_s > 0:
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[digest] = (now, record)
         return record
 
     async def check_admin(self, key: str | None) -> KeyRecord:
@@ -81,15 +117,5 @@ class KeyRing:
         return record
 
     def forget(self, key_id: str) -> None:
-        self._cache.pop(key_id, None)
-
-    async def _record(self, key_id: str) -> KeyRecord | None:
-        now = time.monotonic()
-        hit = self._cache.get(key_id)
-        if hit is not None and now - hit[0] < self.cache_s:
-            return hit[1]
-        record = await self.store.get_key(key_id)
-        if len(self._cache) > 10_000:
-            self._cache.clear()
-        self._cache[key_id] = (now, record)
-        return record
+        """Drop a (revoked) key from the cache at once."""
+        self._cache = {h: hit for h, hit in self._cache.items() if hit[1].id != key_id}

@@ -1,14 +1,22 @@
-"""ASGI middleware: a request id on every response, and the body-size limit enforced before parsing."""
+"""ASGI middleware: a request id on every response, the body-size limit enforced before parsing, and
+every request counted in the metrics and written to the access log."""
 
 from __future__ import annotations
 
+import logging
 import secrets
+import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from . import logs
 from .errors import BadRequest, PayloadTooLarge
+from .metrics import Metrics
 
-__all__ = ["Guard"]
+__all__ = ["Guard", "Observe"]
+
+access_log = logging.getLogger("pureai.access")
+MAX_LOGGED_PATH = 300
 
 
 class Guard:
@@ -24,8 +32,9 @@ class Guard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = "req_" + secrets.token_hex(12)
-        scope.setdefault("state", {})["request_id"] = request_id
+        state = scope.setdefault("state", {})
+        request_id = state.get("request_id") or "req_" + secrets.token_hex(12)  # Observe's, if first
+        state["request_id"] = request_id
         header = request_id.encode()
 
         async def send_with_id(message: Message) -> None:
@@ -44,6 +53,58 @@ class Guard:
             await error.response()(scope, receive, send_with_id)
             return
         await self.app(scope, _limited(receive, self.max_body), send_with_id)
+
+
+class Observe:
+    """The outermost layer: gives the request its id (the logs' `request_id`, then Guard's
+    `x-request-id`), counts it in the metrics (requests, latency, TTFT, in flight) and writes its one
+    access line at INFO, with what the pipeline noted (`logs.note`: model, provider, key id, tenant).
+    Only the path is logged, never the query string, a header or a body."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = "req_" + secrets.token_hex(12)
+        scope.setdefault("state", {})["request_id"] = request_id
+        # left set when the request ends: the server runs each request in a task of its own, whose
+        # context ends with it, and the handler of unexpected errors (outside) still logs with it
+        info = logs.begin(request_id)
+        status = 500  # if the app fails before it answers
+        started = time.perf_counter()
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        self.metrics.in_flight.inc()
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            self.metrics.in_flight.dec()
+            elapsed = time.perf_counter() - started
+            route = scope.get("route")
+            endpoint = getattr(route, "path", None) or "unmatched"
+            self.metrics.request(endpoint, status, elapsed, info.model, info.ttft_ms)
+            path = scope.get("path", "")[:MAX_LOGGED_PATH]
+            fields = {
+                "method": scope.get("method"),
+                "path": path,
+                "status": status,
+                "latency_ms": round(elapsed * 1000, 1),
+                **{
+                    name: getattr(info, name)
+                    for name in ("ttft_ms", "model", "provider", "key_id", "tenant")
+                    if getattr(info, name) is not None
+                },
+            }
+            access_log.info("%s %s %d", scope.get("method"), path, status, extra=fields)
 
 
 def _limited(receive: Receive, limit: int) -> Receive:

@@ -8,6 +8,7 @@ app = create_app(settings)
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -22,6 +23,10 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=0, le=65535)
     workers: int = Field(1, ge=1, le=64)
     log_level: str = "info"
+    log_format: Literal["json", "text"] = "json"
+    """Log lines as JSON objects (ts, level, logger, message, request_id, ...) or as text."""
+    metrics_key: SecretStr | None = None
+    """If set, GET /metrics needs it (Bearer or x-api-key); default: /metrics is open."""
 
     catalogue: Path | None = None
     """A catalogue TOML of your own; default: the built-in one."""
@@ -46,10 +51,32 @@ class Settings(BaseSettings):
 
     request_timeout_s: float = Field(120.0, gt=0)
     """Per upstream attempt: connect + whole answer (non-streamed) or time between stream events."""
+    first_token_timeout_s: float | None = Field(None, gt=0)
+    """Streams: an attempt with a provider left to try is cut if its first chunk takes longer (the
+    last attempt never is); None: only the request timeout applies."""
+    retries_per_provider: int = Field(1, ge=0, le=5)
+    """Retries on the same provider after a 5xx or a connection error, before the next provider
+    (never after a timeout, a 429 or a 4xx); 0: straight to the next provider."""
+    retry_backoff_s: float = Field(0.05, ge=0)
+    """Retry n waits a random time in [0, retry_backoff_s x 2^(n-1)] (full jitter, at most 1 s)."""
+    breaker_failures: int = Field(3, ge=0)
+    """Failures (5xx, connection errors, timeouts) within `breaker_window_s` that open a provider's
+    circuit: it is skipped for `breaker_cooldown_s`, then one probe request tests it; 0: off."""
+    breaker_window_s: float = Field(30.0, gt=0)
+    breaker_cooldown_s: float = Field(15.0, gt=0)
+    rate_limit_cooldown_max_s: float = Field(60.0, ge=0)
+    """A provider's 429 with Retry-After / retry-after-ms skips it until then, at most this long;
+    0: the hint is ignored (the 429 counts as a failure)."""
     max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024)
     """Bodies larger than this get 413 before they are read."""
     key_cache_s: float = Field(2.0, ge=0)
     """How long a looked-up key is trusted before the store is read again (revocation delay)."""
+    max_concurrency: int = Field(512, ge=1)
+    """Requests in flight per worker (a stream counts until it ends); one more gets an immediate
+    503 `overloaded` with Retry-After, never a queue. /health and /ready are not counted."""
+    graceful_timeout_s: float = Field(30.0, ge=0)
+    """On SIGTERM: new connections are refused at once, open requests and streams get this long to
+    finish; the rest are cut (their ledger rows still written) and the process exits."""
 
     def store_url(self) -> str:
         if self.database_url:

@@ -74,10 +74,17 @@ def catalogue_file(
 
 
 def gateway_env(catalogue_file: Path, data: Path, **extra: str) -> dict[str, str]:
+    """The environment of a test gateway. Same-provider retries, the circuit breaker and rate-limit
+    cooldowns are off: a scripted fault then costs exactly one attempt per provider, and no test
+    finds a provider cooling down after an earlier test's faults (the breaker's state outlives a
+    request). tests/service/test_resilience.py turns them on, on a gateway of its own."""
     return {
         "PUREAI_CATALOGUE": str(catalogue_file),
         "PUREAI_DATABASE_URL": store_url(data),
         "PUREAI_REQUEST_TIMEOUT_S": "3",
+        "PUREAI_RETRIES_PER_PROVIDER": "0",
+        "PUREAI_BREAKER_FAILURES": "0",
+        "PUREAI_RATE_LIMIT_COOLDOWN_MAX_S": "0",
         **PROVIDER_KEYS,
         **extra,
     }

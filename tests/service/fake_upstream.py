@@ -413,7 +413,7 @@ class Upstream:
 
     def app(self) -> web.Application:
         """The aiohttp application serving the wire and control endpoints."""
-        app = web.Application()
+        app = web.Application(client_max_size=64 * 2**20)  # scripts may carry replies of megabytes
         app.router.add_post("/v1/chat/completions", self.chat)
         app.router.add_post("/v1/completions", self.text)
         app.router.add_get("/v1/models", self.models)

@@ -40,8 +40,11 @@ class Gateway:
         self.http = httpx.Client(base_url=self.url, timeout=30.0, trust_env=False)
 
     @classmethod
-    def start(cls, env: dict[str, str | None], *, workers: int = 1, timeout: float = 90.0) -> Gateway:
-        """Start `pureai serve` with `env` over os.environ (a None value unsets a variable)."""
+    def start(
+        cls, env: dict[str, str | None], *, workers: int = 1, timeout: float = 90.0, ready: str = "/ready"
+    ) -> Gateway:
+        """Start `pureai serve` with `env` over os.environ (a None value unsets a variable); return when
+        `ready` answers 200 (`/health` for a gateway whose /ready is meant to fail)."""
         port = free_port()
         full = {
             **os.environ,
@@ -67,7 +70,7 @@ class Gateway:
                 gw.stop()
                 raise RuntimeError(f"the gateway exited with {process.returncode}:\n{gw.logs()}")
             try:
-                if gw.http.get("/ready", timeout=2.0).status_code == 200:
+                if gw.http.get(ready, timeout=2.0).status_code == 200:
                     return gw
             except httpx.TransportError:
                 pass

@@ -329,41 +329,41 @@ def test_run_it_streams_the_answer_and_shows_its_usage(
     page = console.page
     console.sign_in()
     console.ready("playground")
-    prompt = "Tell me a short story about a lighthouse keeper and a storm at sea"
+    # Every candidate that has a provider here (a run needs one), so that the picture has a path.
+    only_models(
+        page, *(m["id"] for m in gateway.http.get("/v1/models", headers=gateway.admin()).json()["data"])
+    )
+    page.locator('#model-choices input[value="unconfigured-model"]').uncheck()
+    prompt = "Write a Python function that merges two sorted lists into one sorted list."
     page.get_by_label("Message 1", exact=True).fill(prompt)
-    only_models(page, "gpt-4o-mini")
-    expect(page.locator("#chosen-model")).to_have_text("gpt-4o-mini")
     console.ready("playground")
-    fresh[0].script({"chunk_delay_ms": 250})  # ~16 pieces: about four seconds of stream
+    chosen = page.locator("#chosen-model").inner_text()
+    for upstream in fresh:
+        upstream.script({"chunk_delay_ms": 250})  # ~16 pieces: about four seconds of stream
 
     page.get_by_role("button", name="Run it").click()
     status = page.locator("#run-status")
     answer = page.locator("#answer")
-    expect(status).to_have_text("Streaming from gpt-4o-mini…")
-    expect(answer).to_contain_text("Hello from A")
+    expect(status).to_have_text(f"Streaming from {chosen}…")  # the decision shown is the one run
+    expect(answer).to_contain_text("Hello from")
     expect(page.get_by_role("button", name="Stop")).to_be_visible()
     partial = answer.inner_text()
-    expect(status).to_have_text("Done: gpt-4o-mini answered.")
-    expect(answer).to_have_text(f"Hello from A: {prompt[:60]}")
+    expect(status).to_have_text(f"Done: {chosen} answered.")
+    expect(answer).to_have_text(re.compile(rf"^Hello from [AB]: {re.escape(prompt[:60])}$"))
     assert len(partial) < len(answer.inner_text())  # it arrived in pieces, as they streamed
     expect(page.get_by_role("button", name="Stop")).to_be_hidden()
 
-    (sent,) = fresh[0].requests()
-    assert sent["body"]["stream"] is True and sent["model"] == "gpt-4o-mini"
+    (sent,) = fresh[0].requests() + fresh[1].requests()
+    assert sent["body"]["stream"] is True
     rows = gateway.http.get("/v1/usage", headers=gateway.admin(), params={"limit": 1, "key_id": "admin-env"})
     row = rows.json()["data"][0]
-    assert (row["endpoint"], row["model"], row["stream"], row["routed"]) == (
-        "router",
-        sent["model"],
-        True,
-        True,
-    )
+    assert (row["endpoint"], row["model"], row["stream"], row["routed"]) == ("router", chosen, True, True)
 
     def fact(name: str) -> Locator:
         return page.locator(f'[data-fact="{name}"]')
 
-    expect(fact("Model")).to_have_text("gpt-4o-mini")
-    expect(fact("Provider")).to_have_text("openai")
+    expect(fact("Model")).to_have_text(chosen)
+    expect(fact("Provider")).to_have_text(row["provider"])
     expect(fact("Prompt tokens")).to_have_text(str(row["prompt_tokens"]))
     expect(fact("Completion tokens")).to_have_text(str(row["completion_tokens"]))
     expect(fact("Total cost")).to_have_text(re.compile(r"^\$0\.0000\d+"))

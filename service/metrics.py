@@ -1,0 +1,152 @@
+"""The gateway's Prometheus metrics, served as text by `GET /metrics` (prometheus-client).
+
+    pureai_requests_total{endpoint,status}              every request (endpoint: the route's template)
+    pureai_request_duration_seconds{endpoint,model}     to the last byte sent
+    pureai_ttft_seconds{endpoint,model}                 to the first content token (whole answer if not streamed)
+    pureai_requests_in_flight                           being handled now
+    pureai_upstream_errors_total{model,provider,code}   failed upstream attempts, and streams broken midway
+    pureai_fallbacks_total{model}                       requests that took more than one upstream attempt
+    pureai_routing_decisions_total{model}               /v1/router decisions, by the model selected
+    pureai_rate_limit_rejections_total{reason,tenant}   per-key limits: requests, tokens, limiter_unavailable
+    pureai_budget_rejections_total{tenant}              429 insufficient_quota
+    pureai_key_lookups_total{source}                    key checks answered by the cache or the store
+
+Labels never hold a key, a secret, a prompt or a raw path: a key is at most its tenant.
+
+One worker: a registry in the process. Several uvicorn workers: prometheus-client's multiprocess
+mode, on when `PROMETHEUS_MULTIPROC_DIR` is set (`pureai serve --workers N` sets it to a temporary
+directory it removes on exit): each worker writes its samples to files there, and any worker's
+/metrics adds up all of them. prometheus-client reads the variable when it is first imported, so it
+is imported here lazily, in `Metrics()`, never at import time.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from .store import UsageRow
+
+__all__ = ["ENV", "Metrics"]
+
+ENV = "PROMETHEUS_MULTIPROC_DIR"
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+STREAM_ERRORS = frozenset({"upstream_error", "upstream_timeout"})
+
+
+class Metrics:
+    def __init__(self) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
+
+        disable_created_metrics()  # no `_created` series beside each counter (process-wide)
+        self.multiprocess = ENV in os.environ
+        # multiprocess: samples go to files whatever the registry; /metrics reads them all
+        self.registry: Any = None if self.multiprocess else CollectorRegistry()
+        reg = self.registry
+        self.requests = Counter(
+            "pureai_requests", "Requests by endpoint and status.", ["endpoint", "status"], registry=reg
+        )
+        self.latency = Histogram(
+            "pureai_request_duration_seconds",
+            "Request latency to the last byte, by endpoint and model.",
+            ["endpoint", "model"],
+            buckets=LATENCY_BUCKETS,
+            registry=reg,
+        )
+        self.ttft = Histogram(
+            "pureai_ttft_seconds",
+            "Time to the first content token (whole answer when not streamed), by endpoint and model.",
+            ["endpoint", "model"],
+            buckets=LATENCY_BUCKETS,
+            registry=reg,
+        )
+        self.in_flight = Gauge(
+            "pureai_requests_in_flight", "Requests being handled.", registry=reg, multiprocess_mode="livesum"
+        )
+        self.upstream_errors = Counter(
+            "pureai_upstream_errors",
+            "Failed upstream attempts and streams broken midway, by model, provider and code.",
+            ["model", "provider", "code"],
+            registry=reg,
+        )
+        self.fallbacks = Counter(
+            "pureai_fallbacks", "Requests that took more than one upstream attempt.", ["model"], registry=reg
+        )
+        self.decisions = Counter(
+            "pureai_routing_decisions", "Routing decisions by the model selected.", ["model"], registry=reg
+        )
+        self.rate_limited = Counter(
+            "pureai_rate_limit_rejections",
+            "Requests refused by the per-key rate limits (or an unreachable limiter), by reason and tenant.",
+            ["reason", "tenant"],
+            registry=reg,
+        )
+        self.budget_refused = Counter(
+            "pureai_budget_rejections",
+            "Requests refused for a spent budget, by tenant.",
+            ["tenant"],
+            registry=reg,
+        )
+        self.key_lookups = Counter(
+            "pureai_key_lookups", "Key checks by where the key's record came from.", ["source"], registry=reg
+        )
+        for source in ("cache", "store"):
+            self.key_lookups.labels(source)  # both series exist from the start
+
+    # -- observations ---------------------------------------------------------------------------
+    def request(
+        self, endpoint: str, status: int, seconds: float, model: str | None, ttft_ms: float | None
+    ) -> None:
+        """One finished request (the middleware)."""
+        self.requests.labels(endpoint, str(status)).inc()
+        self.latency.labels(endpoint, model or "").observe(seconds)
+        if ttft_ms is not None and status == 200:
+            self.ttft.labels(endpoint, model or "").observe(ttft_ms / 1000.0)
+
+    def outcome(self, row: UsageRow, tried: Sequence[Any] = ()) -> None:
+        """A ledger row and the upstream attempts behind it (`Attempted`: provider, error)."""
+        model = row.model or ""
+        for attempt in tried:
+            if attempt.error:
+                self.upstream_errors.labels(model, attempt.provider, _code(attempt.error)).inc()
+        if row.stream and row.status == 200 and row.error in STREAM_ERRORS:
+            self.upstream_errors.labels(model, row.provider or "", f"stream_{row.error}").inc()
+        if row.attempts > 1:
+            self.fallbacks.labels(model).inc()
+
+    def decision(self, model: str) -> None:
+        self.decisions.labels(model).inc()
+
+    def rate_limit(self, reason: str, tenant: str) -> None:
+        self.rate_limited.labels(reason, tenant).inc()
+
+    def budget(self, tenant: str) -> None:
+        self.budget_refused.labels(tenant).inc()
+
+    def key_lookup(self, source: str) -> None:
+        self.key_lookups.labels(source).inc()
+
+    # -- exposition -----------------------------------------------------------------------------
+    def render(self) -> tuple[bytes, str]:
+        """(the text exposition format, its content type), over every worker in multiprocess mode."""
+        from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+        from prometheus_client.multiprocess import MultiProcessCollector
+
+        registry = self.registry
+        if self.multiprocess:
+            registry = CollectorRegistry()
+            MultiProcessCollector(registry)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+
+    def close(self) -> None:
+        """At worker exit: drop this process's in-flight gauge (its counters stay, as they should)."""
+        if self.multiprocess:
+            from prometheus_client import multiprocess
+
+            multiprocess.mark_process_dead(os.getpid())
+
+
+def _code(error: str) -> str:
+    """An attempt's error as a label: "status 503" -> "503"; "timeout", "APIConnectionError" as is."""
+    return error.removeprefix("status ")
