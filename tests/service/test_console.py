@@ -412,6 +412,8 @@ def test_a_key_made_in_the_console_works_shows_in_usage_and_is_refused_once_revo
     request_id = headers["x-request-id"]
     assert json.loads(text)["choices"][0]["message"]["content"] == "Hello from A: Hello from curl"
 
+    api_decision(gateway, {"messages": chat["messages"]})  # a decision-only row, by the admin key
+
     page.get_by_role("link", name="Usage").click()
     console.ready("usage")
     page.get_by_label("Key", exact=True).select_option(key_id)
@@ -436,6 +438,10 @@ def test_a_key_made_in_the_console_works_shows_in_usage_and_is_refused_once_revo
     assert float(exported["total_cost_usd"]) > 0
     page.get_by_label("Key", exact=True).select_option("")
     expect(page.locator("#usage-status")).to_contain_text("ledger rows")
+    decisions = page.locator("#usage-recent tbody tr", has_text="router (decision)")
+    expect(decisions).to_have_count(0)  # the playground's decisions stay out of the way...
+    page.get_by_label("Show decision-only calls").check()
+    expect(decisions.first).to_be_visible()  # ...until asked for
     console.shot(shots, "usage")
 
     page.get_by_role("link", name="Keys & deployments").click()
@@ -513,6 +519,61 @@ def test_the_deployment_form_writes_a_catalogue_entry_that_loads(
 def problems_free(console: Console) -> bool:
     assert console.problems == []
     return True
+
+
+def test_the_usage_figures(console: Console) -> None:
+    """stats.js, the Usage page's arithmetic, run in the browser on rows made up here."""
+    console.sign_in("usage")
+    console.ready("usage")
+    rows = [
+        {"request_id": "r1", "created": 1000.0, "key_id": "k1", "tenant": "t", "endpoint": "router", "model": "a",
+         "provider": "p", "status": 200, "stream": True, "routed": True, "attempts": 1, "prompt_tokens": 10,
+         "completion_tokens": 5, "total_cost_usd": 0.5, "latency_ms": 100.0, "ttft_ms": 20.0, "error": None},
+        {"request_id": "r2", "created": 1070.0, "key_id": "k1", "tenant": "t", "endpoint": "router", "model": "b",
+         "provider": "p", "status": 200, "stream": False, "routed": True, "attempts": 2, "prompt_tokens": 10,
+         "completion_tokens": 5, "total_cost_usd": 0.25, "latency_ms": 300.0, "ttft_ms": 300.0, "error": None},
+        {"request_id": "r3", "created": 1080.0, "key_id": "k2", "tenant": "t", "endpoint": "router", "model": "b",
+         "provider": None, "status": 200, "stream": False, "routed": True, "attempts": 0, "prompt_tokens": 0,
+         "completion_tokens": 0, "total_cost_usd": 0.0, "latency_ms": 5.0, "ttft_ms": None, "error": None},
+        {"request_id": "r4", "created": 1090.0, "key_id": "k2", "tenant": "t", "endpoint": "chat.completions",
+         "model": "=HYPERLINK(\"x\")", "provider": "p", "status": 502, "stream": False, "routed": False,
+         "attempts": 2, "prompt_tokens": 0, "completion_tokens": 0, "total_cost_usd": 0.0, "latency_ms": 50.0,
+         "ttft_ms": None, "error": "upstream_error, again"},
+    ]  # fmt: skip
+    figures = console.page.evaluate(
+        """async (rows) => {
+          const s = await import("./js/stats.js");
+          return {
+            kinds: rows.map(s.kind),
+            totals: s.totals(rows),
+            share: s.routerShare(rows),
+            time: s.overTime(rows, 1000, 1120, (r) => r.key_id, (r) => r.total_cost_usd),
+            csv: s.csv(rows).split("\\r\\n"),
+            median: s.percentile([4, 1, 3, 2], 50),
+          };
+        }""",
+        rows,
+    )
+    assert figures["kinds"] == ["executed", "executed", "decision", "error"]
+    totals = figures["totals"]
+    assert (totals["requests"], totals["decisions"], totals["spend"]) == (3, 1, 0.75)
+    assert (totals["errorRate"], totals["fallbackRate"]) == (pytest.approx(1 / 3), pytest.approx(2 / 3))
+    assert totals["latency"][0] == 200 and totals["ttft"] == [20, 20, 20]  # TTFT: streamed only
+    assert figures["share"] == [
+        {"model": "b", "sent": 1, "decided": 1, "share": 0.5},  # ties: the more decided first
+        {"model": "a", "sent": 1, "decided": 0, "share": 0.5},
+    ]
+    time = figures["time"]
+    assert (time["width"], time["xs"]) == (60, [960, 1020, 1080])
+    assert time["groups"] == [
+        {"label": "k1", "values": [0.5, 0.25, 0], "total": 0.75},
+        {"label": "k2", "values": [0, 0, 0], "total": 0},
+    ]
+    header, *lines, last = figures["csv"]
+    assert header.startswith("request_id,created,key_id") and last == "" and len(lines) == 4
+    assert lines[0].startswith("r1,1970-01-01T00:16:40.000Z,k1,")
+    assert '"\'=HYPERLINK(""x"")"' in lines[3] and lines[3].endswith('"upstream_error, again"')
+    assert figures["median"] == 2.5
 
 
 # -- layout and accessibility ----------------------------------------------------------------------------

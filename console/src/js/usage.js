@@ -134,17 +134,20 @@ function render() {
   );
   fill(
     $("#usage-recent tbody"),
-    rows.slice(0, 25).map((r) =>
-      h("tr", { dataset: { request: r.request_id } },
-        h("td", {}, when(r.created)),
-        h("td", {}, keyLabel(r.key_id)),
-        h("td", {}, r.endpoint + (stats.kind(r) === "decision" ? " (decision)" : "")),
-        h("td", {}, r.model ?? "—"),
-        h("td", { class: "num" }, String(r.status), r.error ? h("span", { class: "hint" }, ` ${r.error}`) : null),
-        h("td", { class: "num" }, `${int(r.prompt_tokens)} / ${int(r.completion_tokens)}`),
-        h("td", { class: "num" }, usd(r.total_cost_usd)),
-        h("td", { class: "num" }, ms(r.latency_ms)),
-        h("td", { class: "num" }, ms(r.ttft_ms)))),
+    rows
+      .filter((r) => $("#recent-decisions").checked || stats.kind(r) !== "decision")
+      .slice(0, 25)
+      .map((r) =>
+        h("tr", { dataset: { request: r.request_id } },
+          h("td", {}, when(r.created)),
+          h("td", {}, keyLabel(r.key_id)),
+          h("td", {}, r.endpoint + (stats.kind(r) === "decision" ? " (decision)" : "")),
+          h("td", {}, r.model ?? "—"),
+          h("td", { class: "num" }, String(r.status), r.error ? h("span", { class: "hint" }, ` ${r.error}`) : null),
+          h("td", { class: "num" }, `${int(r.prompt_tokens)} / ${int(r.completion_tokens)}`),
+          h("td", { class: "num" }, usd(r.total_cost_usd)),
+          h("td", { class: "num" }, ms(r.latency_ms)),
+          h("td", { class: "num" }, ms(r.ttft_ms)))),
   );
 }
 
@@ -179,6 +182,7 @@ export async function init() {
     load();
   });
   $("#usage-csv").addEventListener("click", download);
+  $("#recent-decisions").addEventListener("change", render);
 }
 
 /** Each visit re-reads the keys and the ledger. */
