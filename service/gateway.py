@@ -90,6 +90,7 @@ class Gateway:
 
         s = self.settings
         self.catalogue = load_catalogue(s.catalogue)
+        self.metrics.models = frozenset(self.catalogue.models)
         self.router = Router.load(s.artifacts, self.catalogue, threads=s.router_threads)
         await asyncio.to_thread(self.router.select, "warm up", None, 0.5)  # builds the reference tables
         self.store = open_store(s.store_url())

@@ -41,6 +41,9 @@ class Metrics:
 
         disable_created_metrics()  # no `_created` series beside each counter (process-wide)
         self.multiprocess = ENV in os.environ
+        self.models: frozenset[str] = frozenset()
+        """The catalogue's model ids (the gateway sets them): the only `model` label values. A name a
+        client made up (a 404) would otherwise add a series, ~4 KiB that is never freed, per name."""
         # multiprocess: samples go to files whatever the registry; /metrics reads them all
         self.registry: Any = None if self.multiprocess else CollectorRegistry()
         reg = self.registry
@@ -100,9 +103,10 @@ class Metrics:
     ) -> None:
         """One finished request (the middleware)."""
         self.requests.labels(endpoint, str(status)).inc()
-        self.latency.labels(endpoint, model or "").observe(seconds)
+        model = model if model in self.models else ""
+        self.latency.labels(endpoint, model).observe(seconds)
         if ttft_ms is not None and status == 200:
-            self.ttft.labels(endpoint, model or "").observe(ttft_ms / 1000.0)
+            self.ttft.labels(endpoint, model).observe(ttft_ms / 1000.0)
 
     def outcome(self, row: UsageRow, tried: Sequence[Any] = ()) -> None:
         """A ledger row and the upstream attempts behind it (`Attempted`: provider, error)."""
