@@ -22,6 +22,7 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Locator, Page, Request, expect, sync_playwright
@@ -45,6 +46,11 @@ ROOT = Path(__file__).resolve().parents[2]
 SOURCES = ROOT / "console" / "src"
 BUILT = ROOT / "service" / "console"
 DESKTOP = {"width": 1280, "height": 900}
+# The only calls the console may make: the documented API (README, ../shared/spec/api-reference.txt).
+DOCUMENTED = re.compile(
+    r"GET /v1/models|GET /v1/providers|POST /v1/router|GET /v1/usage"
+    r"|(GET|POST) /v1/admin/keys|DELETE /v1/admin/keys/[^/]+"
+)
 PHONE = {"width": 375, "height": 812}
 
 expect.set_options(timeout=15_000)  # a shared 2-core machine: give the first decisions room
@@ -141,6 +147,14 @@ class Console:
         self.urls.append(request.url)
         if not request.url.startswith((self.gateway.url + "/", "blob:", "data:")):
             self.problems.append(f"a request to another origin: {request.url}")
+        path = urlsplit(request.url).path
+        call = f"{request.method} {path}"
+        if (
+            request.url.startswith(self.gateway.url)
+            and not path.startswith("/ui")
+            and not DOCUMENTED.fullmatch(call)
+        ):
+            self.problems.append(f"an undocumented call: {call}")
         if request.method == "POST" and request.url.endswith("/v1/router"):
             self.routed.append(json.loads(request.post_data or "{}"))
 

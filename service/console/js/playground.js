@@ -157,13 +157,19 @@ const soon = debounce(refresh, 60);
 /** Typing waits for a pause; the slider answers at once. Either way the panel is busy (stale)
  * from the first change until the newest decision is drawn. */
 function refreshSoon() {
-  $("#decision").setAttribute("aria-busy", "true");
+  stale();
   later();
 }
 
 function refreshNow() {
-  $("#decision").setAttribute("aria-busy", "true");
+  stale();
   soon();
+}
+
+/** Answers to calls made before this change are dropped, and the panel says it is updating. */
+function stale() {
+  seq++;
+  $("#decision").setAttribute("aria-busy", "true");
 }
 
 // -- the conversation editor -------------------------------------------------------------------
@@ -295,6 +301,7 @@ export async function init() {
   $("#add-turn").addEventListener("click", () => {
     const last = messages().at(-1);
     addTurn(last?.role === "user" ? "assistant" : "user").focus();
+    refreshSoon();
   });
   $("#models-all").addEventListener("click", () => {
     $$("#model-choices input").forEach((b) => (b.checked = true));
