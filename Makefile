@@ -11,7 +11,7 @@ export LITELLM_LOCAL_MODEL_COST_MAP := True
 # Catalogue models with outcome rows in ../shared (train_ok=true) that the shipped artifacts learn.
 SHIPPED_MODELS := gpt-4o-mini,gpt-4o,gpt-4-turbo,gpt-3.5-turbo,o1-mini,claude-3-haiku,claude-3-5-sonnet,claude-3-opus,gemini-1.5-flash,gemini-1.5-pro,llama-3.1-70b-instruct,llama-3.1-8b-instruct,llama-3.1-405b-instruct,deepseek-chat,mixtral-8x7b-instruct,mistral-large-latest,qwen-2.5-72b-instruct,gemma-2-9b-it,phi-3-mini,command-r
 
-.PHONY: serve route test install-serve install-dev lint artifacts bench-routing bench-latency bench-soak
+.PHONY: serve route test install-serve install-dev lint artifacts bench-routing bench-latency bench-soak bench-gateway
 
 $(PY):
 	python3.11 -m venv $(VENV) || python3 -m venv $(VENV)
@@ -55,3 +55,7 @@ bench-latency: install-dev
 # Reliability case 35: 10 minutes of mixed load on one gateway; does its RSS plateau?
 bench-soak: install-dev
 	$(PY) benchmarks/soak/run.py --minutes 10
+
+# Issue 7: our gateway beside LiteLLM's proxy (made once in benchmarks/gateway/.venv-litellm); needs wrk
+bench-gateway: install-dev
+	$(PY) benchmarks/gateway/compare.py
