@@ -14,7 +14,7 @@ from . import errors, logs
 from .capacity import Capacity
 from .gateway import Gateway
 from .middleware import Guard, Observe
-from .routes import admin, completions, health, metrics, models, routing, usage
+from .routes import admin, completions, feedback, health, metrics, models, routing, usage
 from .settings import Settings
 
 __all__ = ["create_app"]
@@ -38,7 +38,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="pureai-router gateway", version="0.1.0", lifespan=lifespan)
     app.state.gateway = gw
     errors.install(app)
-    for module in (health, models, completions, routing, usage, admin, metrics):
+    for module in (health, models, completions, routing, usage, feedback, admin, metrics):
         app.include_router(module.router)
     # The web console: static files that call the documented API above with the key they are given.
     app.add_api_route("/ui", _to_console, include_in_schema=False)

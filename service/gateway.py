@@ -319,6 +319,7 @@ class Gateway:
             )
         now = time.perf_counter()
         body = shaping.completion_body(opened.response, kind, entry.id)
+        body["id"] = ctx.request_id  # our id (also x-request-id), the one POST /v1/feedback takes
         tokens = shaping.Tokens.from_usage(getattr(opened.response, "usage", None)) or self._estimate(
             payload, body, kind
         )
@@ -375,7 +376,7 @@ class Gateway:
         written, an error event `ledger_unavailable` replaces [DONE]. A stream cut before that is
         billed by `_cut`."""
         shape = shaping.chat_chunk if kind == "chat" else shaping.text_chunk
-        stream_id = ("chatcmpl-" if kind == "chat" else "cmpl-") + secrets.token_hex(12)
+        stream_id = ctx.request_id  # every chunk's id: the request's, as for a whole answer
         created = int(time.time())
         held: dict[str, Any] | None = None  # the finish chunk, held back to carry the usage
         broke: APIError | None = None

@@ -10,6 +10,8 @@
     pureai_rate_limit_rejections_total{reason,tenant}   per-key limits: requests, tokens, limiter_unavailable
     pureai_budget_rejections_total{tenant}              429 insufficient_quota
     pureai_key_lookups_total{source}                    key checks answered by the cache or the store
+    pureai_feedback_score{model}                        POST /v1/feedback scores of the "score" metric
+                                                        (a summary: _sum / _count is the mean feedback)
 
 Labels never hold a key, a secret, a prompt or a raw path: a key is at most its tenant.
 
@@ -37,7 +39,14 @@ STREAM_ERRORS = frozenset({"upstream_error", "upstream_timeout"})
 
 class Metrics:
     def __init__(self) -> None:
-        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
+        from prometheus_client import (
+            CollectorRegistry,
+            Counter,
+            Gauge,
+            Histogram,
+            Summary,
+            disable_created_metrics,
+        )
 
         disable_created_metrics()  # no `_created` series beside each counter (process-wide)
         self.multiprocess = ENV in os.environ
@@ -96,6 +105,12 @@ class Metrics:
         )
         for source in ("cache", "store"):
             self.key_lookups.labels(source)  # both series exist from the start
+        self.feedback_scores = Summary(
+            "pureai_feedback_score",
+            'Feedback scores (metric "score", thumbs included) by the model that answered.',
+            ["model"],
+            registry=reg,
+        )
 
     # -- observations ---------------------------------------------------------------------------
     def request(
@@ -130,6 +145,11 @@ class Metrics:
 
     def key_lookup(self, source: str) -> None:
         self.key_lookups.labels(source).inc()
+
+    def feedback(self, model: str | None, metric: str, score: float) -> None:
+        """A score received; other metrics are named by clients, so they never become labels."""
+        if metric == "score":
+            self.feedback_scores.labels(model if model in self.models else "").observe(score)
 
     # -- exposition -----------------------------------------------------------------------------
     def render(self) -> tuple[bytes, str]:

@@ -28,6 +28,7 @@ __all__ = [
     "PASSTHROUGH",
     "ChatRequest",
     "CompletionRequest",
+    "FeedbackRequest",
     "Message",
     "RouterRequest",
     "parse_body",
@@ -125,6 +126,26 @@ class RouterRequest(_Sampling):
 
     def message_dicts(self) -> list[dict[str, Any]]:
         return [m.model_dump(exclude_none=True) for m in self.messages]
+
+
+class FeedbackRequest(BaseModel):
+    """POST /v1/feedback: a score in [0, 1] or thumbs up/down for one request's answer."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    request_id: str = Field(min_length=1, max_length=200)
+    score: StrictFloat | None = Field(None, ge=0, le=1)
+    thumbs: Literal["up", "down"] | None = None
+    metric: str = Field("score", min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:-]+$")
+    comment: str | None = Field(None, max_length=10_000)
+
+    def value(self) -> float:
+        """The score (thumbs up 1.0, down 0.0); BadRequest unless exactly one of the two is given."""
+        if (self.score is None) == (self.thumbs is None):
+            raise BadRequest("give either 'score' (0 to 1) or 'thumbs' ('up' or 'down')", param="score")
+        if self.score is not None:
+            return float(self.score)
+        return 1.0 if self.thumbs == "up" else 0.0
 
 
 def parse_body(raw: bytes, model: type[T]) -> T:

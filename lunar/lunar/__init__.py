@@ -14,6 +14,8 @@
     decision = client.router.route(messages=[...], models=["gpt-4o-mini", "codestral-latest"],
                                    cost_weight=0.5, execute=False)
 
+    client.feedback.create(request_id=response.id, score=1.0)   # or thumbs="up"
+
 `AsyncLunar` is the same for asyncio. Errors are typed (see `LunarError`'s subclasses).
 """
 
@@ -46,6 +48,8 @@ from ._types import (
     Completion,
     CompletionChoice,
     CompletionChunk,
+    Feedback,
+    FeedbackList,
     FunctionCall,
     Model,
     ModelList,
@@ -84,6 +88,8 @@ __all__ = [
     "Completion",
     "CompletionChoice",
     "CompletionChunk",
+    "Feedback",
+    "FeedbackList",
     "FunctionCall",
     "InternalServerError",
     "Lunar",

@@ -5,6 +5,7 @@ client.completions.create(...)         POST /v1/completions
 client.models.list() / .retrieve(id)   GET  /v1/models, /v1/models/{id}
 client.providers.list(model=...)       GET  /v1/providers?model=
 client.router.route(...)               POST /v1/router
+client.feedback.create(...) / .list()  POST /v1/feedback, GET /v1/feedback
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import httpx
 
 from ._chat import AsyncChat, Chat
 from ._completions import AsyncCompletions, Completions
+from ._feedback import AsyncFeedbackResource, FeedbackResource
 from ._http import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, AsyncRequester, SyncRequester, resolve
 from ._models import AsyncModels, AsyncProviders, Models, Providers
 from ._router import AsyncRouter, Router
@@ -60,6 +62,7 @@ class Lunar:
         self.models = Models(self._requester)
         self.providers = Providers(self._requester)
         self.router = Router(self._requester)
+        self.feedback = FeedbackResource(self._requester)
 
     def close(self) -> None:
         """Close the connection pool (not an `http_client` you passed in)."""
@@ -102,6 +105,7 @@ class AsyncLunar:
         self.models = AsyncModels(self._requester)
         self.providers = AsyncProviders(self._requester)
         self.router = AsyncRouter(self._requester)
+        self.feedback = AsyncFeedbackResource(self._requester)
 
     async def close(self) -> None:
         """Close the connection pool (not an `http_client` you passed in)."""

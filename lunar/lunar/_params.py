@@ -13,6 +13,7 @@ import httpx
 __all__ = [
     "ChatCompletionParams",
     "CompletionParams",
+    "FeedbackParams",
     "MessageParam",
     "RequestOptions",
     "RouteParams",
@@ -114,6 +115,24 @@ class _RouteOnly(TypedDict, total=False):
 
 
 class RouteParams(_Route, _RouteOnly, _ChatSampling, RequestOptions, total=False):
+    pass
+
+
+class _Feedback(TypedDict):
+    request_id: str
+    """The `id` of a completion (its `x-request-id` header)."""
+
+
+class _FeedbackOnly(TypedDict, total=False):
+    score: float
+    """0 (bad) ... 1 (good); give this or `thumbs`."""
+    thumbs: Literal["up", "down"]
+    metric: str
+    """What the score measures (default "score"); one score is kept per request and metric."""
+    comment: str
+
+
+class FeedbackParams(_Feedback, _FeedbackOnly, RequestOptions, total=False):
     pass
 
 

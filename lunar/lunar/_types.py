@@ -22,6 +22,8 @@ __all__ = [
     "Completion",
     "CompletionChoice",
     "CompletionChunk",
+    "Feedback",
+    "FeedbackList",
     "FunctionCall",
     "Model",
     "ModelList",
@@ -272,3 +274,36 @@ class ProviderList(_Value):
 
     def __getitem__(self, index: int) -> Provider:
         return self.providers[index]
+
+
+# -- feedback ---------------------------------------------------------------------------------------
+
+
+class Feedback(_Value):
+    """A score given to one request's answer (`client.feedback.create`)."""
+
+    object: str = "feedback"
+    request_id: str
+    metric: str = "score"
+    score: float
+    """In [0, 1]; thumbs up is 1.0, down 0.0."""
+    comment: str | None = None
+    model: str | None = None
+    """The model that answered the request."""
+    created: float | None = None
+
+
+class FeedbackList(_Value):
+    """This key's feedback, newest first: iterate it, index it, or read `.data`."""
+
+    object: str = "list"
+    data: list[Feedback]
+
+    def __iter__(self) -> Iterator[Feedback]:  # type: ignore[override]
+        return iter(self.data)
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, index: int) -> Feedback:
+        return self.data[index]

@@ -13,12 +13,13 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import unquote
 
-from ._types import KeyRecord, Store, UsageRow
+from ._types import Feedback, KeyRecord, Store, UsageRow
 from .errors import StoreError, redact
 from .postgres import PostgresStore
 from .sqlite import SQLiteStore
 
 __all__ = [
+    "Feedback",
     "KeyRecord",
     "PostgresStore",
     "SQLiteStore",

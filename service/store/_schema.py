@@ -8,6 +8,8 @@ Tables:
 
 - `keys`: one row per API key (`allowed_models` as JSON text, `admin` as a boolean).
 - `usage`: the ledger, one row per request, indexed on `(key_id, created)` and `(tenant, created)`.
+- `feedback` (migration 2): one score per (request, metric), with the key that made the request;
+  the ledger is also indexed on `request_id`, to find the row a score is about.
 - `schema_version`: one row per applied migration.
 """
 
@@ -18,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import astuple, fields
 from typing import Any
 
-from ._types import KeyRecord, UsageRow
+from ._types import Feedback, KeyRecord, UsageRow
 from .errors import StoreError
 
 # Migration N is MIGRATIONS[N - 1]; append, never edit one that has shipped.
@@ -63,6 +65,19 @@ MIGRATIONS: list[list[str]] = [
         )""",
         "CREATE INDEX usage_key_created ON usage (key_id, created)",
         "CREATE INDEX usage_tenant_created ON usage (tenant, created)",
+    ],
+    [
+        """CREATE TABLE feedback (
+            request_id TEXT NOT NULL,
+            metric TEXT NOT NULL,
+            score DOUBLE PRECISION NOT NULL,
+            key_id TEXT NOT NULL,
+            created DOUBLE PRECISION NOT NULL,
+            comment TEXT,
+            PRIMARY KEY (request_id, metric)
+        )""",
+        "CREATE INDEX feedback_key_created ON feedback (key_id, created)",
+        "CREATE INDEX usage_request ON usage (request_id)",
     ],
 ]
 
@@ -141,6 +156,9 @@ def usage_from_row(row: Sequence[Any]) -> UsageRow:
     return UsageRow(**values)
 
 
+SELECT_USAGE_OF = f"SELECT {_USAGE} FROM usage WHERE request_id = ? ORDER BY created, status"
+
+
 def usage_query(
     key_id: str | None, tenant: str | None, since: float | None, until: float | None, limit: int
 ) -> tuple[str, tuple[Any, ...]]:
@@ -161,6 +179,49 @@ def usage_query(
     where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
     # request_id breaks ties between rows of the same instant, so the order is always the same.
     sql = f"SELECT {_USAGE} FROM usage{where} ORDER BY created DESC, request_id DESC LIMIT ?"
+    return sql, (*params, limit)
+
+
+# -- feedback ---------------------------------------------------------------------------------
+_FEEDBACK_COLUMNS = [f.name for f in fields(Feedback)]
+_FEEDBACK = ", ".join(_FEEDBACK_COLUMNS)
+
+SELECT_FEEDBACK_ONE = "SELECT 1 FROM feedback WHERE request_id = ? AND metric = ?"
+UPSERT_FEEDBACK = (
+    f"INSERT INTO feedback ({_FEEDBACK}) VALUES ({', '.join('?' for _ in _FEEDBACK_COLUMNS)}) "
+    "ON CONFLICT (request_id, metric) DO UPDATE SET "
+    "score = excluded.score, key_id = excluded.key_id, created = excluded.created, comment = excluded.comment"
+)
+
+
+def feedback_params(feedback: Feedback) -> tuple[Any, ...]:
+    """`feedback` as parameters of `UPSERT_FEEDBACK`."""
+    return astuple(feedback)
+
+
+def feedback_from_row(row: Sequence[Any]) -> Feedback:
+    return Feedback(**dict(zip(_FEEDBACK_COLUMNS, row, strict=True)))
+
+
+def feedback_query(
+    key_id: str | None, request_id: str | None, since: float | None, until: float | None, limit: int
+) -> tuple[str, tuple[Any, ...]]:
+    """The statement and parameters of `Store.feedback`: filters joined with AND, newest first."""
+    if limit < 0:
+        raise StoreError(f"feedback limit must be 0 or more, not {limit}")
+    conditions: list[str] = []
+    params: list[Any] = []
+    for condition, value in (
+        ("key_id = ?", key_id),
+        ("request_id = ?", request_id),
+        ("created >= ?", since),
+        ("created < ?", until),
+    ):
+        if value is not None:
+            conditions.append(condition)
+            params.append(value)
+    where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+    sql = f"SELECT {_FEEDBACK} FROM feedback{where} ORDER BY created DESC, request_id DESC, metric LIMIT ?"
     return sql, (*params, limit)
 
 

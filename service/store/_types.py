@@ -66,6 +66,21 @@ class UsageRow:
     """True when /v1/router chose the model."""
 
 
+@dataclass(frozen=True)
+class Feedback:
+    """A score a client gave one of its requests' answers, under a metric ("score" by default)."""
+
+    request_id: str
+    metric: str
+    score: float
+    """In [0, 1]: thumbs up is 1.0, down 0.0."""
+    key_id: str
+    """The key that made (and so may rate) the request."""
+    created: float
+    """Unix time of the latest write (a second write for the same request and metric replaces it)."""
+    comment: str | None = None
+
+
 class Store(ABC):
     """Keys and the usage ledger. All methods are coroutines; open before use, close after."""
 
@@ -121,3 +136,24 @@ class Store(ABC):
     @abstractmethod
     async def spend_usd(self, key_id: str) -> float:
         """The sum of `total_cost_usd` over the key's rows."""
+
+    @abstractmethod
+    async def usage_of(self, request_id: str) -> list[UsageRow]:
+        """The ledger rows of one request (one, or none if it was never recorded)."""
+
+    # -- feedback ----------------------------------------------------------------------------
+    @abstractmethod
+    async def put_feedback(self, feedback: Feedback) -> bool:
+        """Insert or replace the feedback for (`request_id`, `metric`); True if it is new."""
+
+    @abstractmethod
+    async def feedback(
+        self,
+        *,
+        key_id: str | None = None,
+        request_id: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        limit: int = 1000,
+    ) -> list[Feedback]:
+        """Feedback filtered by key, request and `since <= created < until`, newest first."""

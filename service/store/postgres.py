@@ -21,7 +21,7 @@ from psycopg.rows import TupleRow
 from psycopg_pool import AsyncConnectionPool
 
 from . import _schema as schema
-from ._types import KeyRecord, Store, UsageRow
+from ._types import Feedback, KeyRecord, Store, UsageRow
 from .errors import StoreError, redact
 
 __all__ = ["PostgresStore"]
@@ -208,3 +208,34 @@ class PostgresStore(Store):
     async def spend_usd(self, key_id: str) -> float:
         row = await self._fetchone(schema.SPEND, (key_id,), f"cannot sum spend of key {key_id!r}")
         return float(row[0]) if row is not None else 0.0
+
+    async def usage_of(self, request_id: str) -> list[UsageRow]:
+        action = f"cannot read usage of request {request_id!r}"
+        rows = await self._fetchall(schema.SELECT_USAGE_OF, (request_id,), action)
+        return [schema.usage_from_row(row) for row in rows]
+
+    # -- feedback -----------------------------------------------------------------------------
+    async def put_feedback(self, feedback: Feedback) -> bool:
+        """One transaction: whether a row exists, then the upsert (`FOR UPDATE` serialises two
+        writers of an existing row; two first writers both see none, and both say new)."""
+        pool = self._ready()
+        with self._errors(f"cannot record feedback on request {feedback.request_id!r}"):
+            async with pool.connection() as conn, conn.transaction():
+                key = (feedback.request_id, feedback.metric)
+                cursor = await conn.execute(schema.pyformat(schema.SELECT_FEEDBACK_ONE + " FOR UPDATE"), key)
+                new = await cursor.fetchone() is None
+                await conn.execute(schema.pyformat(schema.UPSERT_FEEDBACK), schema.feedback_params(feedback))
+                return new
+
+    async def feedback(
+        self,
+        *,
+        key_id: str | None = None,
+        request_id: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        limit: int = 1000,
+    ) -> list[Feedback]:
+        query, params = schema.feedback_query(key_id, request_id, since, until, limit)
+        rows = await self._fetchall(query, params, "cannot read feedback")
+        return [schema.feedback_from_row(row) for row in rows]

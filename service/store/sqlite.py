@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from . import _schema as schema
-from ._types import KeyRecord, Store, UsageRow
+from ._types import Feedback, KeyRecord, Store, UsageRow
 from .errors import StoreError
 
 __all__ = ["SQLiteStore"]
@@ -155,6 +155,27 @@ class SQLiteStore(Store):
         row = await self._run(_fetchone, schema.SPEND, (key_id,))
         return float(row[0]) if row is not None else 0.0
 
+    async def usage_of(self, request_id: str) -> list[UsageRow]:
+        rows = await self._run(_fetchall, schema.SELECT_USAGE_OF, (request_id,))
+        return [schema.usage_from_row(row) for row in rows]
+
+    # -- feedback -----------------------------------------------------------------------------
+    async def put_feedback(self, feedback: Feedback) -> bool:
+        return await self._run(_upsert, feedback)
+
+    async def feedback(
+        self,
+        *,
+        key_id: str | None = None,
+        request_id: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        limit: int = 1000,
+    ) -> list[Feedback]:
+        sql, params = schema.feedback_query(key_id, request_id, since, until, limit)
+        rows = await self._run(_fetchall, sql, params)
+        return [schema.feedback_from_row(row) for row in rows]
+
 
 def _execute(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> int:
     """Run one statement (committed on return, autocommit); the number of rows it changed."""
@@ -167,6 +188,23 @@ def _fetchone(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> An
 
 def _fetchall(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> list[Any]:
     return conn.execute(sql, params).fetchall()
+
+
+def _upsert(conn: sqlite3.Connection, feedback: Feedback) -> bool:
+    """Write one feedback row in a transaction; True if there was none for its request and metric."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        new = (
+            conn.execute(schema.SELECT_FEEDBACK_ONE, (feedback.request_id, feedback.metric)).fetchone()
+            is None
+        )
+        conn.execute(schema.UPSERT_FEEDBACK, schema.feedback_params(feedback))
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return new
 
 
 def _migrate(conn: sqlite3.Connection, where: str) -> None:

@@ -36,6 +36,8 @@ def test_all_is_exactly_the_public_api() -> None:
         "Completion",
         "CompletionChoice",
         "CompletionChunk",
+        "Feedback",
+        "FeedbackList",
         "FunctionCall",
         "InternalServerError",
         "Lunar",

@@ -42,7 +42,7 @@ def test_chat_completion(client: Lunar, fresh: Any) -> None:
     )
     assert isinstance(response, lunar.ChatCompletion)
     assert response.object == "chat.completion" and response.model == "gpt-4o-mini"
-    assert response.id.startswith("chatcmpl-") and isinstance(response.created, int)
+    assert response.id.startswith("req_") and isinstance(response.created, int)
     choice = response.choices[0]
     assert choice.message.role == "assistant" and choice.message.content == "Hello from A: Hello!"
     assert choice.finish_reason == "stop"

@@ -28,6 +28,7 @@ from psycopg import sql
 
 import service.store as store_package
 from service.store import (
+    Feedback,
     KeyRecord,
     PostgresStore,
     SQLiteStore,
@@ -36,11 +37,13 @@ from service.store import (
     UsageRow,
     open_store,
 )
+from service.store import _schema as schema
 
 REPO = Path(__file__).resolve().parents[2]
 PG_HOST, PG_PORT = "127.0.0.1", 5432
 PG_URL = f"postgresql://postgres@{PG_HOST}:{PG_PORT}/test"
 PASSWORD = "hunter2-Pa55word"
+ALL_VERSIONS = [(n,) for n in range(1, schema.LATEST + 1)]
 
 
 # -- engines ----------------------------------------------------------------------------------
@@ -135,7 +138,7 @@ def test_migrations_run_once_across_reopens(engine: Engine) -> None:
             assert [k.id for k in await store.list_keys()] == ["k1"]
 
     asyncio.run(body())
-    assert engine.sql("SELECT version FROM schema_version") == [(1,)]
+    assert engine.sql("SELECT version FROM schema_version ORDER BY version") == ALL_VERSIONS
 
 
 def test_concurrent_opens_migrate_once(engine: Engine) -> None:
@@ -149,7 +152,7 @@ def test_concurrent_opens_migrate_once(engine: Engine) -> None:
             await asyncio.gather(*(s.close() for s in stores))
 
     asyncio.run(body())
-    assert engine.sql("SELECT version FROM schema_version") == [(1,)]
+    assert engine.sql("SELECT version FROM schema_version ORDER BY version") == ALL_VERSIONS
 
 
 def test_open_twice_on_one_store_is_harmless(engine: Engine) -> None:
@@ -285,6 +288,52 @@ def test_spend(engine: Engine) -> None:
             assert await store.spend_usd("k1") == 1.875
             assert await store.spend_usd("k2") == 100.0
             assert await store.spend_usd("k3") == 0.0
+
+    asyncio.run(body())
+
+
+def test_usage_of_one_request(engine: Engine) -> None:
+    async def body() -> None:
+        async with opened(engine.make()) as store:
+            await store.record_usage(row("r1", "k1", created=5.0))
+            await store.record_usage(row("r2", "k2", created=6.0))
+            assert [(r.request_id, r.key_id) for r in await store.usage_of("r1")] == [("r1", "k1")]
+            assert await store.usage_of("nope") == []
+
+    asyncio.run(body())
+
+
+# -- feedback ---------------------------------------------------------------------------------
+def test_feedback_upserts_per_request_and_metric(engine: Engine) -> None:
+    async def body() -> None:
+        async with opened(engine.make()) as store:
+            first = Feedback("r1", "score", 0.25, "k1", 10.0, "meh")
+            assert await store.put_feedback(first) is True
+            assert await store.put_feedback(Feedback("r1", "helpful", 1.0, "k1", 11.0)) is True
+            assert await store.put_feedback(Feedback("r2", "score", 0.0, "k2", 12.0)) is True
+            again = Feedback("r1", "score", 0.75, "k1", 13.0, None)
+            assert await store.put_feedback(again) is False  # replaced, not added
+            assert await store.feedback(request_id="r1") == [
+                again,
+                Feedback("r1", "helpful", 1.0, "k1", 11.0),
+            ]
+            assert [f.request_id for f in await store.feedback(key_id="k2")] == ["r2"]
+            assert [f.created for f in await store.feedback(since=11.0, until=13.0)] == [12.0, 11.0]
+            assert len(await store.feedback(limit=2)) == 2
+            with pytest.raises(StoreError, match="limit"):
+                await store.feedback(limit=-1)
+
+    asyncio.run(body())
+    assert engine.sql("SELECT COUNT(*) FROM feedback") == [(3,)]
+
+
+def test_concurrent_feedback_keeps_one_row(engine: Engine) -> None:
+    async def body() -> None:
+        async with opened(engine.make()) as store:
+            await asyncio.gather(
+                *(store.put_feedback(Feedback("r1", "score", i / 10, "k1", float(i))) for i in range(8))
+            )
+            assert len(await store.feedback(request_id="r1")) == 1
 
     asyncio.run(body())
 
@@ -545,7 +594,16 @@ def test_passwords_never_appear_in_messages(pg_schema: str) -> None:
 
 def test_public_names() -> None:
     assert sorted(store_package.__all__) == sorted(
-        ["KeyRecord", "UsageRow", "Store", "StoreError", "SQLiteStore", "PostgresStore", "open_store"]
+        [
+            "Feedback",
+            "KeyRecord",
+            "UsageRow",
+            "Store",
+            "StoreError",
+            "SQLiteStore",
+            "PostgresStore",
+            "open_store",
+        ]
     )
     for name in store_package.__all__:
         assert getattr(store_package, name) is not None
