@@ -50,7 +50,12 @@ def add_commands(sub: Any) -> None:
     r = ks.add_parser("revoke", help="revoke a key by id")
     r.add_argument("key_id")
     r.set_defaults(func=cmd_keys_revoke)
-    for p in (c, ls, r):
+    x = sub.add_parser("export", help="the ledger's scored requests as training data (pureai train --data)")
+    x.add_argument("--since", help="unix seconds or ISO 8601 (UTC unless zoned); default: the start")
+    x.add_argument("--until", help="exclusive; default: now")
+    x.add_argument("--out", required=True, help="folder to write traffic.jsonl into")
+    x.set_defaults(func=cmd_export)
+    for p in (c, ls, r, x):
         p.add_argument("--database-url", help="the store (PUREAI_DATABASE_URL; default .pureai/pureai.db)")
 
 
@@ -214,6 +219,25 @@ def cmd_keys_revoke(args: argparse.Namespace) -> int:
         print(f"pureai: error: no live key {args.key_id!r}", file=sys.stderr)
         return 2
     print(f"revoked {args.key_id}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .export import FILE, export, parse_time
+
+    settings = _settings(args)
+    try:
+        since, until = parse_time(args.since), parse_time(args.until)
+    except ValueError as exc:
+        raise SystemExit(f"pureai: error: {exc}") from None
+    out = Path(args.out)
+    days = settings.prompt_retention_days
+    count = asyncio.run(_with_store(settings, lambda store: export(store, out, since, until, days)))
+    print(json.dumps({"out": str(out / FILE), "rows": count}))
+    if count == 0 and not settings.log_prompts:
+        print("pureai: note: no rows; prompts are kept only with PUREAI_LOG_PROMPTS=true", file=sys.stderr)
     return 0
 
 

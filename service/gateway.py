@@ -53,6 +53,7 @@ class Context:
     limit: LimitResult | None = None
     model: str | None = None  # the model asked for, for the ledger row of a refused request
     receive: Receive | None = None  # the request's ASGI receive, to notice the client going away
+    prompt: str | None = None  # kept with the ledger row when prompt logging is on (`note_prompt`)
 
     def elapsed_ms(self, now: float | None = None) -> float:
         return ((now or time.perf_counter()) - self.started) * 1000.0
@@ -82,6 +83,7 @@ class Gateway:
             ),
         )
         self._tasks: set[asyncio.Future[Any]] = set()  # ledger writes, open requests and streams
+        self._prompts_purged = 0.0  # monotonic time of the last deletion of expired prompts
         self.metrics = Metrics()
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -99,6 +101,7 @@ class Gateway:
         self.limiter = make_limiter(redis_url, fail_open=s.rate_limit_fail_open)
         admin = s.admin_key.get_secret_value() if s.admin_key else None
         self.keys = KeyRing(self.store, admin, s.key_cache_s, self.metrics.key_lookup)
+        await self._purge_prompts()
         if admin is None and await self.store.count_admin_keys() == 0:
             log.warning("no admin key: set PUREAI_ADMIN_KEY or run `pureai keys create --admin`")
         self.executor.start()
@@ -252,6 +255,12 @@ class Gateway:
                 f"this key may not use the model {model!r}", code="model_not_allowed", param=param
             )
         return entry
+
+    def note_prompt(self, ctx: Context, messages: list[dict[str, Any]] | None, prompt: Any = None) -> None:
+        """With prompt logging on, remember the request's prompt (the last user turn of `messages`,
+        or a text completion's `prompt`) to keep beside its ledger row."""
+        if self.settings.log_prompts:
+            ctx.prompt = prompt_text(messages, prompt)
 
     # -- pipeline: routing ----------------------------------------------------------------------
     async def decide(
@@ -511,6 +520,8 @@ class Gateway:
         """Write the row of an executed request; False (logged) if the store failed."""
         fields = {k: usage[k] for k in _LEDGER_USAGE}
         cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens", 0)
+        if ctx.prompt:  # before the answer, as its row is: an export right after finds both
+            await asyncio.shield(self._later(self._keep_prompt(ctx, ctx.prompt)))
         return await self._commit(
             self._row(
                 ctx,
@@ -579,6 +590,21 @@ class Gateway:
             return False
         return True
 
+    async def _keep_prompt(self, ctx: Context, prompt: str) -> None:
+        """Store a request's prompt (prompt logging on); hourly, delete those past the retention."""
+        assert self.store is not None
+        try:
+            await self.store.record_prompt(ctx.request_id, ctx.key.id, ctx.arrived, prompt)
+            if time.monotonic() - self._prompts_purged > PURGE_EVERY_S:
+                await self._purge_prompts()
+        except Exception as exc:
+            log.error("prompt write failed for %s: %s", ctx.request_id, exc)
+
+    async def _purge_prompts(self) -> None:
+        assert self.store is not None
+        self._prompts_purged = time.monotonic()
+        await self.store.forget_prompts(time.time() - self.settings.prompt_retention_days * 86400.0)
+
     async def _commit(self, row: UsageRow) -> bool:
         """`_write` for a row the answer waits for, shielded: a client leaving or the shutdown
         deadline mid-write does not lose the row (stop() waits for it, as for any `_later`)."""
@@ -595,6 +621,23 @@ _LEDGER_USAGE = (
     "prompt_tokens", "completion_tokens", "input_cost_usd", "output_cost_usd", "cache_input_cost_usd",
     "total_cost_usd", "latency_ms", "ttft_ms",
 )  # fmt: skip
+
+
+PURGE_EVERY_S = 3600.0
+"""With prompt logging on, how often expired prompts are deleted (and once at start)."""
+
+
+def prompt_text(messages: list[dict[str, Any]] | None, prompt: Any = None) -> str:
+    """The text a request asks: its last user turn's text parts, or a text completion's prompt."""
+    if messages is None:
+        return prompt if isinstance(prompt, str) else "\n".join(str(p) for p in prompt or ())
+    for message in reversed(messages):
+        if message.get("role") == "user":
+            content = message.get("content")
+            if isinstance(content, list):
+                return "\n".join(str(p.get("text", "")) for p in content if p.get("type") == "text")
+            return str(content or "")
+    return ""
 
 
 def _unbilled() -> Unavailable:

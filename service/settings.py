@@ -78,6 +78,11 @@ class Settings(BaseSettings):
     """On SIGTERM: new connections are refused at once, open requests and streams get this long to
     finish; the rest are cut (their ledger rows still written) and the process exits."""
 
+    log_prompts: bool = False
+    """Keep each answered chat's last user turn in the store (for `pureai export`); off by default."""
+    prompt_retention_days: float = Field(30.0, gt=0)
+    """Prompts older than this are deleted (at start, then hourly, and before an export)."""
+
     def store_url(self) -> str:
         if self.database_url:
             return self.database_url

@@ -19,6 +19,7 @@ async def chat_completions(request: Request) -> Response:
         entry = gw.resolve(req.model, ctx.key)
         await gw.admit(ctx)
         payload = {"messages": req.message_dicts(), **req.upstream_params()}
+        gw.note_prompt(ctx, payload["messages"])
         return await gw.run(ctx, "chat", entry, payload, req.stream, usage_chunk=req.include_usage_chunk())
 
 
@@ -32,4 +33,5 @@ async def completions(request: Request) -> Response:
         entry = gw.resolve(req.model, ctx.key)
         await gw.admit(ctx)
         payload = {"prompt": req.prompt, **req.upstream_params()}
+        gw.note_prompt(ctx, None, req.prompt)
         return await gw.run(ctx, "text", entry, payload, req.stream, usage_chunk=req.include_usage_chunk())

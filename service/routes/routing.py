@@ -33,6 +33,7 @@ async def route(request: Request) -> Response:
             gw.decided(ctx, entry)
             return JSON({**routing, **_details(decision)}, headers=ctx.headers())
         payload = {"messages": messages, **req.upstream_params()}
+        gw.note_prompt(ctx, messages)
         return await gw.run(
             ctx, "chat", entry, payload, req.stream, usage_chunk=req.include_usage_chunk(), routing=routing
         )

@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import unquote
 
-from ._types import Feedback, KeyRecord, Store, UsageRow
+from ._types import Feedback, KeyRecord, Store, TrainingRow, UsageRow
 from .errors import StoreError, redact
 from .postgres import PostgresStore
 from .sqlite import SQLiteStore
@@ -25,6 +25,7 @@ __all__ = [
     "SQLiteStore",
     "Store",
     "StoreError",
+    "TrainingRow",
     "UsageRow",
     "open_store",
 ]

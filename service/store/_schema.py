@@ -10,6 +10,8 @@ Tables:
 - `usage`: the ledger, one row per request, indexed on `(key_id, created)` and `(tenant, created)`.
 - `feedback` (migration 2): one score per (request, metric), with the key that made the request;
   the ledger is also indexed on `request_id`, to find the row a score is about.
+- `prompts` (migration 3): a request's prompt text, only when the operator turned prompt logging on,
+  deleted after the retention period.
 - `schema_version`: one row per applied migration.
 """
 
@@ -20,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import astuple, fields
 from typing import Any
 
-from ._types import Feedback, KeyRecord, UsageRow
+from ._types import Feedback, KeyRecord, TrainingRow, UsageRow
 from .errors import StoreError
 
 # Migration N is MIGRATIONS[N - 1]; append, never edit one that has shipped.
@@ -78,6 +80,15 @@ MIGRATIONS: list[list[str]] = [
         )""",
         "CREATE INDEX feedback_key_created ON feedback (key_id, created)",
         "CREATE INDEX usage_request ON usage (request_id)",
+    ],
+    [
+        """CREATE TABLE prompts (
+            request_id TEXT PRIMARY KEY,
+            key_id TEXT NOT NULL,
+            created DOUBLE PRECISION NOT NULL,
+            prompt TEXT NOT NULL
+        )""",
+        "CREATE INDEX prompts_created ON prompts (created)",
     ],
 ]
 
@@ -223,6 +234,41 @@ def feedback_query(
     where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
     sql = f"SELECT {_FEEDBACK} FROM feedback{where} ORDER BY created DESC, request_id DESC, metric LIMIT ?"
     return sql, (*params, limit)
+
+
+# -- prompts ----------------------------------------------------------------------------------
+INSERT_PROMPT = (
+    "INSERT INTO prompts (request_id, key_id, created, prompt) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (request_id) DO NOTHING"
+)
+FORGET_PROMPTS = "DELETE FROM prompts WHERE created < ?"
+_TRAINING = (
+    "SELECT u.request_id, u.key_id, u.created, u.model, p.prompt, f.score, u.total_cost_usd, "
+    "u.completion_tokens FROM usage u "
+    "JOIN prompts p ON p.request_id = u.request_id "
+    "JOIN feedback f ON f.request_id = u.request_id AND f.key_id = u.key_id AND f.metric = 'score' "
+    "WHERE u.status = 200 AND u.error IS NULL AND u.attempts > 0 AND u.model IS NOT NULL"
+)
+
+
+def training_query(since: float | None, until: float | None) -> tuple[str, tuple[Any, ...]]:
+    """The statement and parameters of `Store.training_rows`: answered requests (not decisions
+    alone, not failures) with a prompt and a "score", oldest first."""
+    sql, params = _TRAINING, []
+    if since is not None:
+        sql += " AND u.created >= ?"
+        params.append(since)
+    if until is not None:
+        sql += " AND u.created < ?"
+        params.append(until)
+    return sql + " ORDER BY u.created, u.request_id", tuple(params)
+
+
+def training_from_row(row: Sequence[Any]) -> TrainingRow:
+    request_id, key_id, created, model, prompt, score, cost, tokens = row
+    return TrainingRow(
+        request_id, key_id, float(created), model, prompt, float(score), float(cost), int(tokens)
+    )
 
 
 def pyformat(sql: str) -> str:

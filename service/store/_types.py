@@ -81,6 +81,21 @@ class Feedback:
     comment: str | None = None
 
 
+@dataclass(frozen=True)
+class TrainingRow:
+    """An answered request with its prompt (kept only with prompt logging on) and its "score"
+    feedback: one line of `pureai export`, in the JSONL format `pureai train` reads."""
+
+    request_id: str
+    key_id: str
+    created: float
+    model: str
+    prompt: str
+    score: float
+    cost_usd: float
+    output_tokens: int
+
+
 class Store(ABC):
     """Keys and the usage ledger. All methods are coroutines; open before use, close after."""
 
@@ -145,6 +160,21 @@ class Store(ABC):
     @abstractmethod
     async def put_feedback(self, feedback: Feedback) -> bool:
         """Insert or replace the feedback for (`request_id`, `metric`); True if it is new."""
+
+    # -- prompts (only with PUREAI_LOG_PROMPTS on) ------------------------------------------
+    @abstractmethod
+    async def record_prompt(self, request_id: str, key_id: str, created: float, prompt: str) -> None:
+        """Keep the prompt of a request (a second write for the same request is ignored)."""
+
+    @abstractmethod
+    async def forget_prompts(self, before: float) -> int:
+        """Delete prompts of requests made before `before` (the retention); how many."""
+
+    @abstractmethod
+    async def training_rows(
+        self, since: float | None = None, until: float | None = None
+    ) -> list[TrainingRow]:
+        """Answered requests in `[since, until)` that have a prompt and a "score", oldest first."""
 
     @abstractmethod
     async def feedback(

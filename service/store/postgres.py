@@ -21,7 +21,7 @@ from psycopg.rows import TupleRow
 from psycopg_pool import AsyncConnectionPool
 
 from . import _schema as schema
-from ._types import Feedback, KeyRecord, Store, UsageRow
+from ._types import Feedback, KeyRecord, Store, TrainingRow, UsageRow
 from .errors import StoreError, redact
 
 __all__ = ["PostgresStore"]
@@ -213,6 +213,21 @@ class PostgresStore(Store):
         action = f"cannot read usage of request {request_id!r}"
         rows = await self._fetchall(schema.SELECT_USAGE_OF, (request_id,), action)
         return [schema.usage_from_row(row) for row in rows]
+
+    # -- prompts ------------------------------------------------------------------------------
+    async def record_prompt(self, request_id: str, key_id: str, created: float, prompt: str) -> None:
+        params = (request_id, key_id, created, prompt)
+        await self._execute(schema.INSERT_PROMPT, params, f"cannot record the prompt of {request_id!r}")
+
+    async def forget_prompts(self, before: float) -> int:
+        return await self._execute(schema.FORGET_PROMPTS, (before,), "cannot delete old prompts")
+
+    async def training_rows(
+        self, since: float | None = None, until: float | None = None
+    ) -> list[TrainingRow]:
+        query, params = schema.training_query(since, until)
+        rows = await self._fetchall(query, params, "cannot read training rows")
+        return [schema.training_from_row(row) for row in rows]
 
     # -- feedback -----------------------------------------------------------------------------
     async def put_feedback(self, feedback: Feedback) -> bool:

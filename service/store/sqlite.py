@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from . import _schema as schema
-from ._types import Feedback, KeyRecord, Store, UsageRow
+from ._types import Feedback, KeyRecord, Store, TrainingRow, UsageRow
 from .errors import StoreError
 
 __all__ = ["SQLiteStore"]
@@ -158,6 +158,19 @@ class SQLiteStore(Store):
     async def usage_of(self, request_id: str) -> list[UsageRow]:
         rows = await self._run(_fetchall, schema.SELECT_USAGE_OF, (request_id,))
         return [schema.usage_from_row(row) for row in rows]
+
+    # -- prompts ------------------------------------------------------------------------------
+    async def record_prompt(self, request_id: str, key_id: str, created: float, prompt: str) -> None:
+        await self._run(_execute, schema.INSERT_PROMPT, (request_id, key_id, created, prompt))
+
+    async def forget_prompts(self, before: float) -> int:
+        return await self._run(_execute, schema.FORGET_PROMPTS, (before,))
+
+    async def training_rows(
+        self, since: float | None = None, until: float | None = None
+    ) -> list[TrainingRow]:
+        sql, params = schema.training_query(since, until)
+        return [schema.training_from_row(row) for row in await self._run(_fetchall, sql, params)]
 
     # -- feedback -----------------------------------------------------------------------------
     async def put_feedback(self, feedback: Feedback) -> bool:

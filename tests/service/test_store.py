@@ -34,6 +34,7 @@ from service.store import (
     SQLiteStore,
     Store,
     StoreError,
+    TrainingRow,
     UsageRow,
     open_store,
 )
@@ -338,6 +339,37 @@ def test_concurrent_feedback_keeps_one_row(engine: Engine) -> None:
     asyncio.run(body())
 
 
+# -- prompts ----------------------------------------------------------------------------------
+def test_training_rows_join_prompts_feedback_and_answers(engine: Engine) -> None:
+    async def body() -> None:
+        async with opened(engine.make()) as store:
+            for i, kw in enumerate(
+                (
+                    {},  # answered, prompt, score: exported
+                    {"status": 502, "error": "upstream_error"},  # failed
+                    {"attempts": 0, "endpoint": "router", "routed": True},  # a decision alone
+                    {},  # no prompt
+                    {},  # only a metric other than "score"
+                    {"created": 50.0},  # before `since`
+                )
+            ):
+                values: dict[str, Any] = {"created": 100.0 + i, "total_cost_usd": 0.5, "completion_tokens": 7}
+                await store.record_usage(row(f"r{i}", "k1", **{**values, **kw}))
+                if i != 3:
+                    await store.record_prompt(f"r{i}", "k1", kw.get("created", 100.0 + i), f"prompt {i}")
+                metric = "tone" if i == 4 else "score"
+                await store.put_feedback(Feedback(f"r{i}", metric, 0.25, "k1", 200.0))
+            await store.record_prompt("r0", "k1", 100.0, "a second write is ignored")
+            assert await store.training_rows(since=60.0, until=1000.0) == [
+                TrainingRow("r0", "k1", 100.0, "m", "prompt 0", 0.25, 0.5, 7)
+            ]
+            assert [r.request_id for r in await store.training_rows()] == ["r5", "r0"]
+            assert await store.forget_prompts(before=100.5) == 2  # r0 and r5
+            assert await store.training_rows() == []
+
+    asyncio.run(body())
+
+
 def test_floats_round_trip_exactly(engine: Engine) -> None:
     costs = [0.1 + 0.2, 1 / 3, 1e-15, 123456.78901234567, math.pi * 1e-7, 2.2250738585072014e-308]
     rows = [
@@ -600,6 +632,7 @@ def test_public_names() -> None:
             "UsageRow",
             "Store",
             "StoreError",
+            "TrainingRow",
             "SQLiteStore",
             "PostgresStore",
             "open_store",
