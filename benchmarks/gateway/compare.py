@@ -495,7 +495,7 @@ def table(s: dict[str, Any], r: dict[str, Any]) -> str:
         if target is None:
             goal, met = "", ""
         elif target[0] == "ratio":
-            goal, met = f"<= {target[1]:.3g}x", "yes" if ratio <= target[1] else "no"
+            goal, met = f"<= {target[1]:.3g}x", "yes" if a > 0 and b > 0 and ratio <= target[1] else "no"
         else:
             goal, met = f">= {target[1]:g}", "yes" if a >= target[1] else "no"
         lines.append(f"| {label} | {fmt.format(a)} | {fmt.format(b)} | {ratio:.3f} | {goal} | {met} |")
