@@ -1,6 +1,6 @@
 """Soak the gateway under a steady mixed load and check that its memory plateaus (reliability case 35).
 
-    python benchmarks/soak/run.py [--minutes 10] [--concurrency 16] [--interval 5]
+    python benchmarks/soak/run.py [--minutes 10] [--concurrency 16] [--interval 5] [--mix error_404=40]
 
 Starts one fake upstream (tests/service/fake_upstream.py) and one gateway (`pureai serve --workers
 1`, SQLite store in a temp dir) on loopback, creates a key without limits, and runs a load generator
@@ -9,8 +9,9 @@ clients) for `--minutes`. The mix (`MIX`): chat streamed and not, streams the cl
 frames, text completions on a chat model and on a `pureai/` custom deployment (streamed and not),
 decision-only /v1/router calls on unique prompts with varied pools and cost weights (so the router's
 feature and lambda-table caches fill and must evict), upstream 500s that fail over to the backup,
-404 (unknown model), 400 (invalid JSON), 401, and requests from freshly created rate-limited keys.
-The generator resets the fake's request log every few seconds, so the fake does not grow.
+404 (a new unknown model name each time), 400 (invalid JSON), 401, and requests from freshly created
+rate-limited keys; `--mix` changes weights, to look at one path. The generator resets the fake's
+request log every few seconds, so the fake does not grow.
 
 Every `--interval` seconds the parent samples the gateway process (VmRSS and RssAnon from
 /proc/<pid>/status, open fds, threads) and the window's requests, unexpected outcomes, p50 and p99.
@@ -80,6 +81,7 @@ MIX = {
 EXPECTED = {"error_404": 404, "error_400": 400, "error_401": 401}
 CHAT_MODELS = ("codestral-latest", "gpt-4o")
 FAILOVER_MODEL = "gpt-4o-mini"  # the one model with a backup provider; only the failover scenarios call it
+BACKUP_MODEL = "gpt-4o-mini-backup"  # its name at the backup, so that scripted 500s reach the primary only
 POOL = ("gpt-4o-mini", "codestral-latest", "gpt-4o", "claude-3-haiku", "pureai/gemma-3-4b-it",
         "pureai/DeepSeek-R1-Distill-Llama-8B")  # fmt: skip
 DROP_MODEL = "claude-3-haiku"  # only the dropped streams call it, so its scripted slow steps are theirs
@@ -119,8 +121,8 @@ class Load:
         self.scripted = 0  # requests whose scripted step is queued and not yet taken; no reset meanwhile
         self.gate = asyncio.Event()  # cleared while the fake is being reset: no new steps then
         self.gate.set()
-        self.names = list(MIX)
-        self.weights = [MIX[n] for n in self.names]
+        self.names = list(cfg["mix"])
+        self.weights = [cfg["mix"][n] for n in self.names]
 
     def prompt(self) -> str:
         self.counter += 1
@@ -174,12 +176,14 @@ class Load:
         return r.status_code
 
     async def failover(self, stream: bool) -> int:
-        """A 500 from the primary, then the backup answers (x-pureai-provider says which did)."""
+        """500s from the primary (its attempt and its same-provider retry), then the backup answers;
+        x-pureai-provider says which did. While the primary's circuit is open the backup answers at
+        once, and the steps wait for the probe or the next reset."""
         async with self.failing:
             await self.gate.wait()
             self.scripted += 1
             try:
-                await self.script({"model": FAILOVER_MODEL, "status": 500})
+                await self.script(*[{"model": FAILOVER_MODEL, "status": 500}] * 2)
                 body = self.chat_body(FAILOVER_MODEL, stream)
                 status, resp = await self.post("/v1/chat/completions", body, stream=stream)
             finally:
@@ -215,11 +219,8 @@ class Load:
         if name.startswith("failover"):
             return await self.failover(name.endswith("stream"))
         if name == "error_404":
-            return (
-                await self.post(
-                    "/v1/chat/completions", self.chat_body("no-such-model-" + str(r.randrange(50)))
-                )
-            )[0]
+            body = self.chat_body(f"no-such-model-{self.counter}")  # a new name each time, as typos are
+            return (await self.post("/v1/chat/completions", body))[0]
         if name == "error_400":
             headers = {"x-api-key": self.key, "content-type": "application/json"}
             resp = await self.http.post("/v1/chat/completions", content=b'{"model": "gpt-4o", "messages": [', headers=headers)  # fmt: skip
@@ -400,6 +401,19 @@ def plot(samples: list[dict[str, Any]], second: dict[str, Any], path: Path, titl
     plt.close(fig)
 
 
+def mix(text: str) -> dict[str, int]:
+    """MIX with some weights changed: "error_404=40,router=0"."""
+    out = dict(MIX)
+    for part in filter(None, text.split(",")):
+        name, _, weight = part.partition("=")
+        if name not in MIX or not weight.isdigit():
+            raise argparse.ArgumentTypeError(
+                f"{part!r}: expected NAME=WEIGHT with NAME one of {', '.join(MIX)}"
+            )
+        out[name] = int(weight)
+    return {name: weight for name, weight in out.items() if weight}
+
+
 def git(*args: str) -> str:
     return subprocess.run(["git", *args], capture_output=True, text=True, cwd=ROOT).stdout.strip()
 
@@ -443,7 +457,9 @@ def soak(args: argparse.Namespace, tmp: Path) -> tuple[list[dict[str, Any]], Tal
     """Run the fake, the gateway and the generator; sample every `interval` until the generator ends."""
     upstream = FakeUpstream.start("soak")
     cat = tmp / "catalogue.toml"
-    cat.write_text(catalogue(upstream.url, upstream.url))
+    text, backup = catalogue(upstream.url, upstream.url), 'id = "groq"\ntype = "backup"\n'
+    assert text.count(backup) == 1, "the test catalogue changed: where is gpt-4o-mini's backup?"
+    cat.write_text(text.replace(backup, f'{backup}litellm_model = "openai/{BACKUP_MODEL}"\n'))
     db = tmp / "soak.db"
     env = {"PUREAI_CATALOGUE": str(cat), "PUREAI_DATABASE_URL": str(db), "TEST_OPENAI_KEY": "sk-soak",
            "TEST_GROQ_KEY": "sk-soak", "PUREAI_LOG_LEVEL": "warning"}  # fmt: skip
@@ -454,7 +470,7 @@ def soak(args: argparse.Namespace, tmp: Path) -> tuple[list[dict[str, Any]], Tal
         tally = Tally(tmp / "requests.csv")
         tally.log.touch()
         cfg = {"gateway": gw.url, "upstream": upstream.url, "key": key, "concurrency": args.concurrency,
-               "seconds": args.minutes * 60, "seed": args.seed, "log": str(tally.log)}  # fmt: skip
+               "seconds": args.minutes * 60, "seed": args.seed, "log": str(tally.log), "mix": args.mix}  # fmt: skip
         command = [sys.executable, __file__, "--generate", json.dumps(cfg)]
         gen = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
         print(f"gateway pid {pid} (`pureai serve` pid {gw.process.pid}), {args.concurrency} clients, {args.minutes:g} min")  # fmt: skip
@@ -546,6 +562,8 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=16)
     ap.add_argument("--interval", type=float, default=5.0, help="seconds between samples")
     ap.add_argument("--seed", type=int, default=35)
+    ap.add_argument("--mix", type=mix, default=MIX, metavar="NAME=W,...",
+                    help="change scenario weights (0 drops one), e.g. error_404=40 to look at one path")  # fmt: skip
     ap.add_argument("--out", type=Path, default=HERE / "results", help="folder for soak.json and soak.png")
     ap.add_argument("--generate", help=argparse.SUPPRESS)  # the load generator's own entry point
     args = ap.parse_args()
@@ -573,7 +591,7 @@ def main() -> None:
         "concurrency": args.concurrency,
         "interval_s": args.interval,
         "seed": args.seed,
-        "mix": MIX,
+        "mix": args.mix,
         "summary": summarise(samples, tally, ledger_rows),
         "first_half": first,
         "second_half": second,
