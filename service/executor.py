@@ -127,6 +127,9 @@ class Executor:
         # at WARNING unless debug; litellm.set_verbose stays off (it prints past any logging filter)
         logs.adopt("LiteLLM", "LiteLLM Router", "LiteLLM Proxy", quiet=True)
         litellm.drop_params = True  # a parameter one provider lacks is dropped, not an error
+        # no litellm callbacks are registered (the ledger is ours): its per-stream success logging
+        # (a task dispatching to no one) and its per-delta accumulation for it are pure cost
+        litellm.disable_streaming_logging = True
         self._litellm = litellm
         self._timeouts = (lx.Timeout, asyncio.TimeoutError, TimeoutError)
         self._retryable = (
