@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -14,10 +17,12 @@ from . import errors, logs
 from .capacity import Capacity
 from .gateway import Gateway
 from .middleware import Guard, Observe
-from .routes import admin, completions, feedback, health, metrics, models, routing, usage
+from .routes import admin, completions, feedback, health, metrics, models, rollout, routing, usage
 from .settings import Settings
 
 __all__ = ["create_app"]
+
+log = logging.getLogger("pureai.service")
 
 CONSOLE = Path(__file__).parent / "console"  # the web console's built files (console/build.mjs)
 
@@ -30,15 +35,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await gw.start()
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGHUP, _reload, gw)  # uvicorn handles SIGINT/SIGTERM only
         try:
             yield
         finally:
+            loop.remove_signal_handler(signal.SIGHUP)
             await gw.stop()
 
     app = FastAPI(title="pureai-router gateway", version="0.1.0", lifespan=lifespan)
     app.state.gateway = gw
     errors.install(app)
-    for module in (health, models, completions, routing, usage, feedback, admin, metrics):
+    for module in (health, models, completions, routing, usage, feedback, admin, rollout, metrics):
         app.include_router(module.router)
     # The web console: static files that call the documented API above with the key they are given.
     app.add_api_route("/ui", _to_console, include_in_schema=False)
@@ -47,6 +55,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(Guard, max_body_bytes=settings.max_body_bytes)  # outermost: ids every response
     app.add_middleware(Observe, metrics=gw.metrics)  # gives Guard its id; counts and logs every answer
     return app
+
+
+def _reload(gw: Gateway) -> None:
+    """SIGHUP: load the router again from PUREAI_ARTIFACTS (replaced on disk) and swap it in."""
+    assert gw.rollout is not None
+    gw._later(_reloading(gw))
+
+
+async def _reloading(gw: Gateway) -> None:
+    from router.errors import RouterError
+
+    assert gw.rollout is not None
+    try:
+        await gw.rollout.reload(gw.settings.artifacts)
+    except RouterError as exc:
+        log.error("SIGHUP: the router was not reloaded (%s); %s stays", exc, gw.rollout.state()["version"])
 
 
 async def _to_console() -> RedirectResponse:

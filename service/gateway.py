@@ -26,6 +26,7 @@ from .executor import Attempted, Executor, Opened
 from .keys import KeyRing, presented_key
 from .limits import Limiter, LimiterUnavailable, LimitResult, make_limiter
 from .metrics import Metrics
+from .rollout import Rollout
 from .settings import Settings
 from .store import KeyRecord, Store, UsageRow, open_store
 from .streaming import Stream, Tally
@@ -54,19 +55,23 @@ class Context:
     model: str | None = None  # the model asked for, for the ledger row of a refused request
     receive: Receive | None = None  # the request's ASGI receive, to notice the client going away
     prompt: str | None = None  # kept with the ledger row when prompt logging is on (`note_prompt`)
+    router_version: str | None = None  # of the router that decided (/v1/router)
 
     def elapsed_ms(self, now: float | None = None) -> float:
         return ((now or time.perf_counter()) - self.started) * 1000.0
 
     def headers(self) -> dict[str, str]:
-        return self.limit.headers() if self.limit else {}
+        headers = self.limit.headers() if self.limit else {}
+        if self.router_version is not None:
+            headers["x-pureai-router-version"] = self.router_version
+        return headers
 
 
 class Gateway:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.catalogue: Catalogue | None = None
-        self.router: Any = None
+        self.rollout: Rollout | None = None  # the router in service, the previous one, a shadow
         self.store: Store | None = None
         self.limiter: Limiter | None = None
         self.keys: KeyRing | None = None
@@ -86,15 +91,19 @@ class Gateway:
         self._prompts_purged = 0.0  # monotonic time of the last deletion of expired prompts
         self.metrics = Metrics()
 
+    @property
+    def router(self) -> Any:
+        """The router in service (router.Router), None until loaded."""
+        current = self.rollout.current if self.rollout else None
+        return current.router if current else None
+
     # -- lifecycle ----------------------------------------------------------------------------
     async def start(self) -> None:
-        from router import Router
-
         s = self.settings
         self.catalogue = load_catalogue(s.catalogue)
         self.metrics.models = frozenset(self.catalogue.models)
-        self.router = Router.load(s.artifacts, self.catalogue, threads=s.router_threads)
-        await asyncio.to_thread(self.router.select, "warm up", None, 0.5)  # builds the reference tables
+        self.rollout = Rollout(self.catalogue, s.router_threads)
+        await self.rollout.start(s.artifacts)  # loads and warms it in a worker thread
         self.store = open_store(s.store_url())
         await self.store.open()
         redis_url = s.redis_url.get_secret_value() if s.redis_url else None
@@ -151,6 +160,7 @@ class Gateway:
         return {
             "status": "ready",
             "checks": checks,
+            "router_version": self.rollout.state()["version"] if self.rollout else None,
             "upstream_transports": self.executor.transports(),
             "providers": self.executor.breaker.snapshot(),  # the ones cooling down (this process)
         }
@@ -270,9 +280,12 @@ class Gateway:
         cost_weight: float,
         key: KeyRecord,
         execute: bool = False,
+        ctx: Context | None = None,
     ) -> Any:
         """The router's decision over `models` or, in auto mode, every model the key may use — and,
-        when the answer is to be run, that has a configured provider (a decision alone needs none)."""
+        when the answer is to be run, that has a configured provider (a decision alone needs none).
+        `ctx` learns the deciding router's version. With a shadow router set, it decides too, in the
+        background, and one `pureai.shadow` line logs both decisions."""
         if models:
             pool = [self.resolve(m, key, "models").id for m in models]
         else:
@@ -288,9 +301,24 @@ class Gateway:
         chars = window.prompt_chars({"messages": messages})
         entries = [self.catalogue.models[m] for m in dict.fromkeys(pool)]
         pool = [e.id for e in window.fitting(entries, chars)]  # too small a context window: left out
-        decision = await asyncio.to_thread(self.router.select, messages, pool, cost_weight)
-        self.metrics.decision(decision.selected_model)
+        assert self.rollout is not None and self.rollout.current is not None
+        current, shadow = self.rollout.current, self.rollout.shadow  # one version per decision
+        decision = await asyncio.to_thread(current.router.select, messages, pool, cost_weight)
+        self.metrics.decision(decision.selected_model, current.version)
+        if ctx is not None:
+            ctx.router_version = current.version
+        if shadow is not None:
+            request_id = ctx.request_id if ctx else ""
+            compared = self.rollout.compare(
+                shadow, request_id, current.version, decision.selected_model, messages, pool, cost_weight
+            )
+            self._later(self._shadowed(compared))
         return decision
+
+    async def _shadowed(self, compared: Coroutine[Any, Any, bool | None]) -> None:
+        agree = await compared
+        if agree is not None:
+            self.metrics.shadow(agree)
 
     # -- pipeline: execution --------------------------------------------------------------------
     async def run(

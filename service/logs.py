@@ -8,8 +8,9 @@ while a request is handled, one access line per request, and secrets redacted fr
 
 JSON fields: `ts`, `level`, `logger`, `message`, `request_id`; the access line (logger
 `pureai.access`) adds `method`, `path` (never the query string), `status`, `latency_ms`, and what
-the pipeline noted: `ttft_ms`, `model`, `provider`, `key_id`, `tenant`; a record with an exception
-adds `exc`.
+the pipeline noted: `ttft_ms`, `model`, `provider`, `key_id`, `tenant`; a shadow-router line (logger
+`pureai.shadow`) adds `version`, `selected_model`, `shadow_version`, `shadow_selected_model`,
+`agree`; a record with an exception adds `exc`.
 
 Redaction is the second defence, applied to every string a line carries (message, fields,
 traceback): full API keys (`pk-<id>-<secret>` keeps its id), `sk-`-style provider keys,
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ACCESS_FIELDS",
+    "SHADOW_FIELDS",
     "RequestInfo",
     "adopt",
     "begin",
@@ -46,6 +48,8 @@ __all__ = [
 ]
 
 ACCESS_FIELDS = ("method", "path", "status", "latency_ms", "ttft_ms", "model", "provider", "key_id", "tenant")
+SHADOW_FIELDS = ("version", "selected_model", "shadow_version", "shadow_selected_model", "agree")
+"""The fields of a `pureai.shadow` line: the decisions of the current router and of the shadow."""
 
 _REDACTIONS: tuple[tuple[re.Pattern[str], str], ...] = (
     # our keys: pk-<12 hex id>-<secret>; the id names the key and is not secret
@@ -141,7 +145,7 @@ class JSONFormatter(logging.Formatter):
             "message": redact(record.getMessage()),
             "request_id": _request_id(record),
         }
-        for name in ACCESS_FIELDS:
+        for name in ACCESS_FIELDS + SHADOW_FIELDS:
             if name in record.__dict__:
                 value = record.__dict__[name]
                 out[name] = redact(value) if isinstance(value, str) else value
@@ -163,7 +167,7 @@ class TextFormatter(logging.Formatter):
         if request_id:
             parts.append(f"[{request_id}]")
         parts.append(record.getMessage())
-        parts += [f"{n}={record.__dict__[n]}" for n in ACCESS_FIELDS if n in record.__dict__]
+        parts += [f"{n}={record.__dict__[n]}" for n in ACCESS_FIELDS + SHADOW_FIELDS if n in record.__dict__]
         line = " ".join(parts)
         if record.exc_info:
             line += "\n" + self.formatException(record.exc_info)

@@ -6,7 +6,9 @@
     pureai_requests_in_flight                           being handled now
     pureai_upstream_errors_total{model,provider,code}   failed upstream attempts, and streams broken midway
     pureai_fallbacks_total{model}                       requests that took more than one upstream attempt
-    pureai_routing_decisions_total{model}               /v1/router decisions, by the model selected
+    pureai_routing_decisions_total{model,version}       /v1/router decisions, by the model selected and
+                                                        the router version that chose it
+    pureai_shadow_agreement_total{agree}                shadow-router decisions: same model or not
     pureai_rate_limit_rejections_total{reason,tenant}   per-key limits: requests, tokens, limiter_unavailable
     pureai_budget_rejections_total{tenant}              429 insufficient_quota
     pureai_key_lookups_total{source}                    key checks answered by the cache or the store
@@ -86,7 +88,16 @@ class Metrics:
             "pureai_fallbacks", "Requests that took more than one upstream attempt.", ["model"], registry=reg
         )
         self.decisions = Counter(
-            "pureai_routing_decisions", "Routing decisions by the model selected.", ["model"], registry=reg
+            "pureai_routing_decisions",
+            "Routing decisions by the model selected and the router version.",
+            ["model", "version"],
+            registry=reg,
+        )
+        self.shadow_agreement = Counter(
+            "pureai_shadow_agreement",
+            "Shadow-router decisions, by whether they chose the current router's model.",
+            ["agree"],
+            registry=reg,
         )
         self.rate_limited = Counter(
             "pureai_rate_limit_rejections",
@@ -134,8 +145,11 @@ class Metrics:
         if row.attempts > 1:
             self.fallbacks.labels(model).inc()
 
-    def decision(self, model: str) -> None:
-        self.decisions.labels(model).inc()
+    def decision(self, model: str, version: str) -> None:
+        self.decisions.labels(model, version).inc()
+
+    def shadow(self, agree: bool) -> None:
+        self.shadow_agreement.labels("true" if agree else "false").inc()
 
     def rate_limit(self, reason: str, tenant: str) -> None:
         self.rate_limited.labels(reason, tenant).inc()

@@ -2,7 +2,9 @@
 
 `execute: false` returns the decision only — it calls no provider, so it needs no provider
 credential. The decision carries, beside the reference's three fields, the candidates' predicted
-quality, expected cost and utility, the prompt's capabilities and complexity.
+quality, expected cost and utility, the prompt's capabilities and complexity, and the version of
+the router that decided (`router_version`; every /v1/router response also has it as the header
+`x-pureai-router-version`).
 """
 
 from typing import Any
@@ -24,14 +26,15 @@ async def route(request: Request) -> Response:
     async with gw.recorded(ctx):
         req = parse_body(await request.body(), RouterRequest)
         messages = req.message_dicts()
-        decision = await gw.decide(messages, req.models, req.cost_weight, ctx.key, req.execute)
+        decision = await gw.decide(messages, req.models, req.cost_weight, ctx.key, req.execute, ctx)
         ctx.model = decision.selected_model
         await gw.admit(ctx)
         routing = decision.to_api()
         entry = gw.resolve(decision.selected_model, ctx.key)
         if not req.execute:
             gw.decided(ctx, entry)
-            return JSON({**routing, **_details(decision)}, headers=ctx.headers())
+            body = {**routing, "router_version": ctx.router_version, **_details(decision)}
+            return JSON(body, headers=ctx.headers())
         payload = {"messages": messages, **req.upstream_params()}
         gw.note_prompt(ctx, messages)
         return await gw.run(

@@ -122,12 +122,12 @@ def test_routing_decisions_by_the_model_selected(gateway: Gateway, key: str) -> 
     before = scrape(gateway)
     body = {"messages": [{"role": "user", "content": "Write Python code to sort a list"}], "execute": False}
     body["models"] = ["gpt-4o-mini", "codestral-latest"]
-    selected = [
-        gateway.http.post("/v1/router", headers=h(key), json=body).json()["selected_model"] for _ in range(3)
-    ]
+    answers = [gateway.http.post("/v1/router", headers=h(key), json=body).json() for _ in range(3)]
+    selected = [a["selected_model"] for a in answers]
+    labels = {"model": selected[0], "version": answers[0]["router_version"]}
     name = "pureai_routing_decisions_total"
-    after = until(gateway, lambda s: value(s, name, model=selected[0]) - value(before, name, model=selected[0]) >= 3)  # fmt: skip
-    assert value(after, name, model=selected[0]) - value(before, name, model=selected[0]) == 3
+    after = until(gateway, lambda s: value(s, name, **labels) - value(before, name, **labels) >= 3)
+    assert value(after, name, **labels) - value(before, name, **labels) == 3
     assert len(set(selected)) == 1
 
 
