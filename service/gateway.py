@@ -307,6 +307,7 @@ class Gateway:
         self.metrics.decision(decision.selected_model, current.version)
         if ctx is not None:
             ctx.router_version = current.version
+            self.rollout.remember(ctx.request_id, current.version)
         if shadow is not None:
             request_id = ctx.request_id if ctx else ""
             compared = self.rollout.compare(

@@ -14,6 +14,8 @@
     pureai_key_lookups_total{source}                    key checks answered by the cache or the store
     pureai_feedback_score{model}                        POST /v1/feedback scores of the "score" metric
                                                         (a summary: _sum / _count is the mean feedback)
+    pureai_router_feedback_score{model,version}         the same, for routed requests, by the version of
+                                                        the router that chose the model
 
 Labels never hold a key, a secret, a prompt or a raw path: a key is at most its tenant.
 
@@ -123,6 +125,13 @@ class Metrics:
             registry=reg,
         )
 
+        self.router_feedback_scores = Summary(
+            "pureai_router_feedback_score",
+            'Feedback scores (metric "score") of routed requests, by model and router version.',
+            ["model", "version"],
+            registry=reg,
+        )
+
     # -- observations ---------------------------------------------------------------------------
     def request(
         self, endpoint: str, status: int, seconds: float, model: str | None, ttft_ms: float | None
@@ -160,10 +169,14 @@ class Metrics:
     def key_lookup(self, source: str) -> None:
         self.key_lookups.labels(source).inc()
 
-    def feedback(self, model: str | None, metric: str, score: float) -> None:
-        """A score received; other metrics are named by clients, so they never become labels."""
+    def feedback(self, model: str | None, metric: str, score: float, version: str | None = None) -> None:
+        """A score received; other metrics are named by clients, so they never become labels.
+        `version`: of the router that chose the model, when the request was routed."""
         if metric == "score":
-            self.feedback_scores.labels(model if model in self.models else "").observe(score)
+            model = model if model in self.models else ""
+            self.feedback_scores.labels(model).observe(score)
+            if version is not None:
+                self.router_feedback_scores.labels(model, version).observe(score)
 
     # -- exposition -----------------------------------------------------------------------------
     def render(self) -> tuple[bytes, str]:

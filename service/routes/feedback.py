@@ -50,7 +50,8 @@ async def create_feedback(request: Request) -> Response:
     feedback = Feedback(req.request_id, req.metric, score, ctx.key.id, time.time(), req.comment)
     new = await gw.store.put_feedback(feedback)
     model = rows[-1].model
-    gw.metrics.feedback(model, req.metric, score)
+    version = gw.rollout.decided_by(req.request_id) if gw.rollout else None
+    gw.metrics.feedback(model, req.metric, score, version)
     return JSON(feedback_json(feedback, model), status_code=201 if new else 200)
 
 

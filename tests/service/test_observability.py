@@ -39,6 +39,7 @@ FAMILIES = {
     "pureai_upstream_errors": "counter",
     "pureai_fallbacks": "counter",
     "pureai_routing_decisions": "counter",
+    "pureai_shadow_agreement": "counter",
     "pureai_rate_limit_rejections": "counter",
     "pureai_budget_rejections": "counter",
     "pureai_key_lookups": "counter",

@@ -185,6 +185,33 @@ def test_shadow_decisions_are_logged_with_both_versions(
     assert all(x["request_id"] != quiet for x in shadow_lines(gw))
 
 
+def test_metrics_show_the_mean_feedback_per_router_version(
+    gw: Gateway, releases: dict[str, Path], key: str, fresh: Upstreams
+) -> None:
+    assert admin(gw, "/v1/admin/router/reload", releases["v3"]).status_code == 200
+    versions: dict[str, str] = {}
+    for score in (1.0, 0.5):
+        routed = gw.http.post(
+            ROUTER, headers=h(key), json={**ASK, "execute": True, "models": ["gpt-4o-mini"]}
+        )
+        assert routed.status_code == 200, routed.text
+        versions[routed.headers["x-request-id"]] = routed.headers["x-pureai-router-version"]
+        rated = gw.http.post(
+            "/v1/feedback", headers=h(key), json={"request_id": routed.json()["id"], "score": score}
+        )
+        assert rated.status_code == 201, rated.text
+        if score == 1.0:
+            assert admin(gw, "/v1/admin/router/rollback").status_code == 200  # the second: the other version
+    first, second = versions.values()
+    assert first == version(releases["v3"]) and second != first
+    samples = scrape(gw)
+    for v, score in ((first, 1.0), (second, 0.5)):
+        labels = {"model": "gpt-4o-mini", "version": v}
+        assert value(samples, "pureai_router_feedback_score_count", **labels) >= 1
+        if v == first:  # v3 answered no other rated request
+            assert value(samples, "pureai_router_feedback_score_sum", **labels) == score
+
+
 def test_tenant_keys_cannot_manage_the_router(gw: Gateway, releases: dict[str, Path], key: str) -> None:
     calls = [
         gw.http.get("/v1/admin/router", headers=h(key)),
