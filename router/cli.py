@@ -126,6 +126,9 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--catalogue")
     e.add_argument("--registry-names", action="store_true")
     e.add_argument("--json", help="also write the metrics here")
+    e.add_argument(
+        "--baseline", help="artifacts to compare with on the same prompts (AIQ, cost at equal quality, ECE)"
+    )
     e.set_defaults(func=cmd_evaluate)
     x = sub.add_parser("export-embedder", help="export all-MiniLM-L6-v2 to ONNX (needs the [export] extra)")
     x.add_argument("--out", required=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 from . import data as data_mod
 from .train import Options, rename_to_registry
@@ -72,19 +73,35 @@ def evaluate(args: argparse.Namespace) -> int:
 
             raise DataError(args.data, "none of the artifacts' models has outcomes here: pass --models")
         data = data_mod.select_models(data, pool)
+    base = Router.load(args.baseline, catalogue) if args.baseline else None
+    if base is not None:  # one pool for both: the models both routers and the data know
+        data = data_mod.select_models(
+            data, [m for m in data.models if m in base.quality.models] or data.models
+        )
     result = run(data, rt)
+    summary = _summary(result)
+    if base is not None:
+        from .evaluate import compare
+
+        baseline = run(data, base)
+        result = {**result, "baseline": baseline, "comparison": compare(result, baseline)}
+        summary = {**summary, "baseline": _summary(baseline), **_rounded(result["comparison"])}
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1), encoding="utf-8")
-    c = result["curve"]
-    print(
-        json.dumps(
-            {
-                "prompts": result["prompts"],
-                "aiq": round(c["aiq"], 4),
-                "aiq_zero": round(c["aiq_zero"], 4),
-                "apgr": c["apgr"],
-                "selected_ece": round(result["selected_ece"], 4),
-            }
-        )
-    )
+    print(json.dumps(summary))
     return 0
+
+
+def _summary(result: dict[str, Any]) -> dict[str, Any]:
+    c = result["curve"]
+    return {
+        "prompts": result["prompts"],
+        "aiq": round(c["aiq"], 4),
+        "aiq_zero": round(c["aiq_zero"], 4),
+        "apgr": c["apgr"],
+        "selected_ece": round(result["selected_ece"], 4),
+    }
+
+
+def _rounded(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: round(v, 4) if isinstance(v, float) else v for k, v in values.items()}

@@ -44,3 +44,37 @@ def evaluate(data: OutcomeData, rt: Router) -> dict[str, Any]:
         "reliability": table,
         "costs_imputed": int(np.isnan(data.costs[rows]).sum()),
     }
+
+
+def cost_at_quality(points: list[dict[str, float]], quality: float) -> float | None:
+    """The least mean cost at which a router's sweep reaches `quality` (between sweep points, on
+    the line joining them), or None when no point of the sweep reaches it."""
+    pts = sorted((p["cost"], p["quality"]) for p in points)
+    best: float | None = None
+    for (c0, q0), (c1, q1) in zip([pts[0], *pts], pts, strict=False):
+        if q1 < quality:
+            continue
+        cost = c1 if q0 >= quality or q1 == q0 else c0 + (c1 - c0) * (quality - q0) / (q1 - q0)
+        best = cost if best is None else min(best, cost)
+    return best
+
+
+def compare(candidate: dict[str, Any], baseline: dict[str, Any]) -> dict[str, Any]:
+    """How a candidate router stands against a baseline evaluated on the same prompts and pool:
+    the AIQ and calibration differences, and the cost the candidate needs for each quality the
+    baseline reaches on its sweep (ratio < 1: cheaper at equal quality)."""
+    if candidate["prompts"] != baseline["prompts"] or candidate["models"] != baseline["models"]:
+        raise ValueError("the two evaluations are not on the same prompts and models")
+    ratios = []
+    for point in baseline["sweep"]:
+        mine = cost_at_quality(candidate["sweep"], point["quality"])
+        if mine is not None and point["cost"] > 0:
+            ratios.append(mine / point["cost"])
+    reached = len(ratios) / len(baseline["sweep"])
+    return {
+        "aiq_delta": candidate["curve"]["aiq"] - baseline["curve"]["aiq"],
+        "selected_ece_delta": candidate["selected_ece"] - baseline["selected_ece"],
+        "ece_delta": candidate["ece"] - baseline["ece"],
+        "cost_ratio_at_equal_quality": float(np.median(ratios)) if ratios else None,
+        "baseline_qualities_reached": reached,
+    }

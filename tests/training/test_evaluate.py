@@ -87,3 +87,45 @@ def test_no_shared_models_is_an_error(
     )
     result = pureai("evaluate", "--data", logs, "--artifacts", trained_dir)
     assert_cli_error(result, file=str(logs), why="none of the artifacts' models has outcomes here")
+
+
+def test_compares_with_a_baseline_on_the_same_prompts(
+    pureai: Pureai, trained_dir: Path, fixture_dir: Path, tmp_path: Path
+) -> None:
+    """The same artifacts as candidate and baseline: no difference, and equal cost at equal quality."""
+    report = tmp_path / "compare.json"
+    result = pureai("evaluate", "--data", fixture_dir, "--artifacts", trained_dir, "--baseline", trained_dir,
+                    "--json", report)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["baseline"]["aiq"] == summary["aiq"]
+    assert summary["aiq_delta"] == 0 and summary["selected_ece_delta"] == 0
+    assert summary["cost_ratio_at_equal_quality"] == 1.0 and summary["baseline_qualities_reached"] == 1.0
+    full = json.loads(report.read_text(encoding="utf-8"))
+    assert full["comparison"]["aiq_delta"] == 0 and full["baseline"]["prompts"] == full["prompts"]
+
+
+def test_cost_at_quality_reads_the_sweep_between_its_points() -> None:
+    from training.evaluate import compare, cost_at_quality
+
+    sweep = [{"cost": 1.0, "quality": 0.5}, {"cost": 3.0, "quality": 0.7}, {"cost": 2.0, "quality": 0.9}]
+    assert cost_at_quality(sweep, 0.4) == 1.0
+    assert cost_at_quality(sweep, 0.5) == 1.0
+    assert cost_at_quality(sweep, 0.6) == pytest.approx(1.25)  # between (1, 0.5) and (2, 0.9)
+    assert cost_at_quality(sweep, 0.9) == 2.0
+    assert cost_at_quality(sweep, 0.95) is None
+    cheaper = [{"cost": p["cost"] / 2, "quality": p["quality"]} for p in sweep]
+    base = {
+        "prompts": 3,
+        "models": ["a"],
+        "sweep": sweep,
+        "curve": {"aiq": 0.5},
+        "selected_ece": 0.1,
+        "ece": 0.1,
+    }
+    cand = {**base, "sweep": cheaper, "curve": {"aiq": 0.6}}
+    out = compare(cand, base)
+    assert out["cost_ratio_at_equal_quality"] == pytest.approx(0.5)
+    assert out["aiq_delta"] == pytest.approx(0.1) and out["baseline_qualities_reached"] == 1.0
+    with pytest.raises(ValueError):
+        compare({**cand, "prompts": 4}, base)
