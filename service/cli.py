@@ -159,8 +159,7 @@ async def _bootstrap(settings: Settings) -> None:
 def cmd_keys_create(args: argparse.Namespace) -> int:
     from models_registry import load_catalogue
 
-    from .keys import make_key
-    from .store import KeyRecord
+    from .keys import new_key
 
     settings = _settings(args)
     models = None
@@ -174,18 +173,10 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
         value = getattr(args, flag)
         if value is not None and value < 1:
             raise SystemExit(f"pureai: error: --{flag} must be >= 1, got {value}")
-    record, secret = make_key(
-        KeyRecord(
-            id="",
-            tenant=args.tenant,
-            name=args.name,
-            admin=args.admin,
-            allowed_models=models,
-            rpm=args.rpm if args.rpm is not None else settings.default_rpm,
-            tpm=args.tpm if args.tpm is not None else settings.default_tpm,
-            budget_usd=args.budget_usd,
-        )
-    )
+    record, secret = new_key(
+        settings, tenant=args.tenant, name=args.name, admin=args.admin, models=models,
+        rpm=args.rpm, tpm=args.tpm, budget_usd=args.budget_usd,
+    )  # fmt: skip
     asyncio.run(_with_store(settings, lambda store: store.add_key(record)))
     if args.json:
         print(json.dumps({"id": record.id, "tenant": record.tenant, "key": secret}))

@@ -18,6 +18,7 @@ from dataclasses import replace
 from fastapi import Request
 
 from .errors import Forbidden, Unauthorized
+from .settings import Settings
 from .store import KeyRecord, Store
 
 __all__ = ["KeyRing", "hash_key", "make_key", "presented_key"]
@@ -38,6 +39,32 @@ def make_key(record: KeyRecord) -> tuple[KeyRecord, str]:
     key_id = secrets.token_hex(6)
     key = f"pk-{key_id}-{secrets.token_urlsafe(18)}"
     return replace(record, id=key_id, secret_hash=hash_key(key), created=time.time()), key
+
+
+def new_key(
+    settings: Settings,
+    *,
+    tenant: str,
+    name: str,
+    admin: bool,
+    models: tuple[str, ...] | None,
+    rpm: int | None,
+    tpm: int | None,
+    budget_usd: float | None,
+) -> tuple[KeyRecord, str]:
+    """A new key (the CLI's and the admin API's), limits left unset taking the settings' defaults."""
+    return make_key(
+        KeyRecord(
+            id="",
+            tenant=tenant,
+            name=name,
+            admin=admin,
+            allowed_models=models,
+            rpm=rpm if rpm is not None else settings.default_rpm,
+            tpm=tpm if tpm is not None else settings.default_tpm,
+            budget_usd=budget_usd,
+        )
+    )
 
 
 def presented_key(request: Request) -> str | None:

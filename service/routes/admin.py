@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
 from ..errors import NotFound
-from ..keys import make_key
+from ..keys import new_key
 from ..protocol import parse_body
 from ..shaping import JSON
 from ..store import KeyRecord
@@ -56,7 +56,6 @@ async def create_key(request: Request) -> Response:
     assert gw.keys is not None and gw.store is not None
     await gw.keys.check_admin(_key(request))
     spec = parse_body(await request.body(), NewKey)
-    s = gw.settings
     models = None
     if spec.models is not None:
         models = tuple(
@@ -64,18 +63,10 @@ async def create_key(request: Request) -> Response:
                 gw.resolve(m, KeyRecord(id="", tenant="", name=""), "models").id for m in spec.models
             )
         )
-    record, secret = make_key(
-        KeyRecord(
-            id="",
-            tenant=spec.tenant,
-            name=spec.name,
-            admin=spec.admin,
-            allowed_models=models,
-            rpm=spec.rpm if spec.rpm is not None else s.default_rpm,
-            tpm=spec.tpm if spec.tpm is not None else s.default_tpm,
-            budget_usd=spec.budget_usd,
-        )
-    )
+    record, secret = new_key(
+        gw.settings, tenant=spec.tenant, name=spec.name, admin=spec.admin, models=models,
+        rpm=spec.rpm, tpm=spec.tpm, budget_usd=spec.budget_usd,
+    )  # fmt: skip
     await gw.store.add_key(record)
     return JSON({**key_json(record), "key": secret}, status_code=201)
 
