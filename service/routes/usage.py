@@ -6,6 +6,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from ..errors import BadRequest
+from ..export import parse_time
 from . import gateway
 
 router = APIRouter(tags=["usage"])
@@ -35,16 +36,8 @@ async def usage(request: Request) -> dict[str, Any]:
 
 
 def _time(value: str | None, name: str) -> float | None:
-    if value is None or value == "":
-        return None
     try:
-        return float(value)
-    except ValueError:
-        pass
-    from datetime import datetime
-
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+        return parse_time(value)
     except ValueError:
         raise BadRequest(
             f"'{name}' must be unix seconds or an ISO 8601 time, got {value!r}", param=name
