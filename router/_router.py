@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from models_registry import Catalogue, ModelEntry
 
 PRIOR_CONFIDENCE_SHRINK = 0.7  # confidence from catalogue priors is pulled toward 0.5 by this factor
+QUALITY_FLOOR = 1e-3  # a shifted quality stays inside (0, 1)
 CACHE_SIZE = 4096
 REFERENCE = 256  # training prompts on which a pool's lambda table is calibrated
 TABLES = 256  # pools whose lambda tables are cached
@@ -229,11 +230,20 @@ class Router:
             c.append(self._cost(name, n_in, groups, out_tokens))
         return np.array(q), np.array(c), src
 
-    def _decide(self, row: tuple[np.ndarray, ...], chars: int, models: list[str], w: float) -> Decision:
+    def _decide(
+        self,
+        row: tuple[np.ndarray, ...],
+        chars: int,
+        models: list[str],
+        w: float,
+        shift: Mapping[str, float] | None = None,
+    ) -> Decision:
         caps, groups, complexity, quality, out_tokens = row
         cx = float(complexity)
         n_in = estimate_tokens(chars)
         q, c, src = self._candidates(row, n_in, models)
+        if shift:
+            q = np.clip(q + np.array([shift.get(m, 0.0) for m in models]), QUALITY_FLOOR, 1 - QUALITY_FLOOR)
         ranked = _score.rank(models, q, c, src, w, self.lambda_table(models))
         best = ranked[0]
         confidence = (
@@ -261,20 +271,31 @@ class Router:
 
     # -- public -------------------------------------------------------------------------------
     def select(
-        self, prompt: Prompt, models: Sequence[str] | None = None, cost_weight: float = 0.0
+        self,
+        prompt: Prompt,
+        models: Sequence[str] | None = None,
+        cost_weight: float = 0.0,
+        quality_shift: Mapping[str, float] | None = None,
     ) -> Decision:
-        return self.select_many([prompt], models, cost_weight)[0]
+        """The decision for one prompt. `quality_shift`: per model, added to its predicted quality
+        before ranking (what feedback has taught since training; clipped to (0, 1))."""
+        return self.select_many([prompt], models, cost_weight, quality_shift)[0]
 
     def select_many(
-        self, prompts: Sequence[Prompt], models: Sequence[str] | None = None, cost_weight: float = 0.0
+        self,
+        prompts: Sequence[Prompt],
+        models: Sequence[str] | None = None,
+        cost_weight: float = 0.0,
+        quality_shift: Mapping[str, float] | None = None,
     ) -> list[Decision]:
         if isinstance(prompts, str) or not isinstance(prompts, Sequence):
             raise InputError("prompts must be a list of prompts (use select for one)", param="prompts")
         w = _check_weight(cost_weight)
         names = self._check_models(models)
+        shift = _check_shift(quality_shift)
         read = [read_prompt(p) for p in prompts]
         rows = self._features([t for t, _ in read])
-        return [self._decide(r, chars, names, w) for r, (_, chars) in zip(rows, read, strict=True)]
+        return [self._decide(r, chars, names, w, shift) for r, (_, chars) in zip(rows, read, strict=True)]
 
 
 def _row(f: Features, i: int) -> tuple[np.ndarray, ...]:
@@ -285,6 +306,17 @@ def _check_weight(cost_weight: Any) -> float:
     if isinstance(cost_weight, bool) or not isinstance(cost_weight, int | float) or not 0 <= cost_weight <= 1:
         raise InputError("cost_weight must be a number between 0 and 1", param="cost_weight")
     return float(cost_weight)
+
+
+def _check_shift(shift: Any) -> dict[str, float] | None:
+    if shift is None:
+        return None
+    if not isinstance(shift, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, int | float) and not isinstance(v, bool) and -1 <= v <= 1
+        for k, v in shift.items()
+    ):
+        raise InputError("quality_shift must map model names to numbers in [-1, 1]", param="quality_shift")
+    return {k: float(v) for k, v in shift.items()}
 
 
 def _all_capabilities() -> tuple[str, ...]:

@@ -24,6 +24,7 @@ from .breaker import Breaker
 from .errors import APIError, Forbidden, NotFound, RateLimited, Unavailable
 from .executor import Attempted, Executor, Opened
 from .keys import KeyRing, presented_key
+from .learning import Learner
 from .limits import Limiter, LimiterUnavailable, LimitResult, make_limiter
 from .metrics import Metrics
 from .rollout import Rollout
@@ -90,6 +91,12 @@ class Gateway:
         self._tasks: set[asyncio.Future[Any]] = set()  # ledger writes, open requests and streams
         self._prompts_purged = 0.0  # monotonic time of the last deletion of expired prompts
         self.metrics = Metrics()
+        self.learner = Learner(
+            settings.feedback_prior,
+            settings.feedback_half_life,
+            settings.explore_share if settings.feedback_learning else 0.0,
+            settings.explore_seed,
+        )
 
     @property
     def router(self) -> Any:
@@ -303,11 +310,21 @@ class Gateway:
         pool = [e.id for e in window.fitting(entries, chars)]  # too small a context window: left out
         assert self.rollout is not None and self.rollout.current is not None
         current, shadow = self.rollout.current, self.rollout.shadow  # one version per decision
-        decision = await asyncio.to_thread(current.router.select, messages, pool, cost_weight)
-        self.metrics.decision(decision.selected_model, current.version)
+        choice = await asyncio.to_thread(
+            self.learner.decide,
+            current.router,
+            current.version,
+            messages,
+            pool,
+            cost_weight,
+            key.budget_usd is not None,
+        )
+        decision = choice.decision
+        self.metrics.decision(decision.selected_model, current.version, choice.explored)
         if ctx is not None:
             ctx.router_version = current.version
             self.rollout.remember(ctx.request_id, current.version)
+            self.learner.remember(ctx.request_id, choice, current.version)
         if shadow is not None:
             request_id = ctx.request_id if ctx else ""
             compared = self.rollout.compare(

@@ -8,6 +8,10 @@
     pureai_fallbacks_total{model}                       requests that took more than one upstream attempt
     pureai_routing_decisions_total{model,version}       /v1/router decisions, by the model selected and
                                                         the router version that chose it
+    pureai_routing_explored_total{model}                the decisions among them taken on an exploration
+                                                        sample (service/learning.py)
+    pureai_router_quality_shift{model}                  what feedback has taught: added to the model's
+                                                        predicted quality (several workers: the latest set)
     pureai_shadow_agreement_total{agree}                shadow-router decisions: same model or not
     pureai_rate_limit_rejections_total{reason,tenant}   per-key limits: requests, tokens, limiter_unavailable
     pureai_budget_rejections_total{tenant}              429 insufficient_quota
@@ -95,6 +99,19 @@ class Metrics:
             ["model", "version"],
             registry=reg,
         )
+        self.explored = Counter(
+            "pureai_routing_explored",
+            "Routing decisions taken on an exploration (Thompson) sample, by the model selected.",
+            ["model"],
+            registry=reg,
+        )
+        self.quality_shift = Gauge(
+            "pureai_router_quality_shift",
+            "Shift of each model's predicted quality learned from feedback in this process.",
+            ["model"],
+            registry=reg,
+            multiprocess_mode="mostrecent",
+        )
         self.shadow_agreement = Counter(
             "pureai_shadow_agreement",
             "Shadow-router decisions, by whether they chose the current router's model.",
@@ -154,8 +171,14 @@ class Metrics:
         if row.attempts > 1:
             self.fallbacks.labels(model).inc()
 
-    def decision(self, model: str, version: str) -> None:
+    def decision(self, model: str, version: str, explored: bool = False) -> None:
         self.decisions.labels(model, version).inc()
+        if explored:
+            self.explored.labels(model).inc()
+
+    def learned(self, model: str, shift: float) -> None:
+        if model in self.models:
+            self.quality_shift.labels(model).set(shift)
 
     def shadow(self, agree: bool) -> None:
         self.shadow_agreement.labels("true" if agree else "false").inc()

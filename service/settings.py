@@ -83,6 +83,20 @@ class Settings(BaseSettings):
     prompt_retention_days: float = Field(30.0, gt=0)
     """Prompts older than this are deleted (at start, then hourly, and before an export)."""
 
+    feedback_learning: bool = True
+    """Scores on routed requests shift each model's predicted quality in this process (see
+    service/learning.py); off: decisions use the trained router alone."""
+    feedback_prior: float = Field(10.0, gt=0)
+    """Pseudo-count the feedback shift is shrunk by: with n scores, shift = sum(residuals) / (n + prior)."""
+    feedback_half_life: float = Field(100.0, gt=0)
+    """A residual's weight halves after this many newer scores on the same model (follows drift)."""
+    explore_share: float = Field(0.02, ge=0, le=0.5)
+    """Share of routed requests decided on a Thompson sample of the quality posterior (models with
+    little feedback are tried most); bounded by cost_weight and, for keys with a budget, never dearer
+    than the plain choice; 0: never explore."""
+    explore_seed: int | None = None
+    """Seed of the exploration draws (tests and benchmarks); default: fresh randomness."""
+
     def store_url(self) -> str:
         if self.database_url:
             return self.database_url

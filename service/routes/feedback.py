@@ -6,6 +6,8 @@ GET  /v1/feedback   ?request_id=                                            this
 `request_id` is the id of an earlier request (its `x-request-id` header, and the `id` of a
 completion). A key may rate only its own requests: any other id, or one never recorded, is a 404.
 One score is kept per (request, metric): sending it again replaces it, so a retry is harmless.
+A "score" (or thumbs) on a routed request also teaches the router in service how far off its
+prediction for that model was (service/learning.py).
 """
 
 import time
@@ -52,6 +54,10 @@ async def create_feedback(request: Request) -> Response:
     model = rows[-1].model
     version = gw.rollout.decided_by(req.request_id) if gw.rollout else None
     gw.metrics.feedback(model, req.metric, score, version)
+    if req.metric == "score" and gw.settings.feedback_learning:
+        learned = gw.learner.learn(req.request_id, score)
+        if learned is not None:
+            gw.metrics.learned(learned, gw.learner.shift(learned))
     return JSON(feedback_json(feedback, model), status_code=201 if new else 200)
 
 

@@ -4,7 +4,7 @@ POST   /v1/admin/router/reload    {"artifacts": "/abs/path"}  (no body: PUREAI_A
 POST   /v1/admin/router/rollback
 POST   /v1/admin/router/shadow    {"artifacts": "/abs/path"}
 DELETE /v1/admin/router/shadow
-GET    /v1/admin/router           {"version", "previous", "shadow"}
+GET    /v1/admin/router           {"version", "previous", "shadow", "learning"}
 """
 
 from pathlib import Path
@@ -30,7 +30,9 @@ class Artifacts(BaseModel):
 
 @router.get("/v1/admin/router")
 async def state(request: Request) -> dict[str, Any]:
-    return (await _admin(request)).state()
+    """The versions, and per model what this worker's feedback taught (service/learning.py)."""
+    rollout = await _admin(request)
+    return {**rollout.state(), "learning": gateway(request).learner.state()}
 
 
 @router.post("/v1/admin/router/reload")

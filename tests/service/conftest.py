@@ -85,6 +85,7 @@ def gateway_env(catalogue_file: Path, data: Path, **extra: str) -> dict[str, str
         "PUREAI_RETRIES_PER_PROVIDER": "0",
         "PUREAI_BREAKER_FAILURES": "0",
         "PUREAI_RATE_LIMIT_COOLDOWN_MAX_S": "0",
+        "PUREAI_EXPLORE_SHARE": "0",  # a routed model is the plain choice (test_learning turns it on)
         **PROVIDER_KEYS,
         **extra,
     }

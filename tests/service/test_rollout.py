@@ -232,11 +232,12 @@ def test_sighup_reloads_from_the_configured_artifacts(
     (tmp_path / "data").mkdir()
     with Gateway.start(env) as g:
         first = state(g)
-        assert first == {"version": version(live), "previous": None, "shadow": None}
+        assert first == {"version": version(live), "previous": None, "shadow": None, "learning": {}}
         none = admin(g, "/v1/admin/router/rollback")
         assert none.status_code == 400 and none.json()["error"]["code"] == "no_previous_router"
         shutil.copy(releases["v2"] / "manifest.json", live / "manifest.json")  # a new release in place
         g.process.send_signal(signal.SIGHUP)
         after = eventually(lambda: (s := state(g))["version"] != first["version"] and s)
-        assert after == {"version": version(releases["v2"]), "previous": first["version"], "shadow": None}
+        expected = {"version": version(releases["v2"]), "previous": first["version"], "shadow": None}
+        assert after == {**expected, "learning": {}}
         assert g.process.poll() is None

@@ -1,0 +1,177 @@
+"""Learning from feedback while serving: each model's quality shift, and exploration.
+
+The router predicts each candidate's quality from what it was trained on. Feedback ("score"
+metric, or thumbs) on routed requests tells how far off that prediction is on this gateway's
+traffic now. Per model, a decayed tally keeps the residuals `score - predicted quality` (the
+prediction the router made when it chose the model, before any shift); the model's shift is their
+shrunk mean,
+
+    shift = sum(residuals) / (count + PUREAI_FEEDBACK_PRIOR)
+
+with every earlier residual's weight halved each `PUREAI_FEEDBACK_HALF_LIFE` newer ones on the
+same model, so a model whose answers got worse loses traffic within tens of requests, and one that
+recovers wins it back. Every decision adds the shifts to the predicted qualities before ranking.
+
+Exploration: a share `PUREAI_EXPLORE_SHARE` of routed requests is decided on a Thompson sample
+instead: each candidate's shifted quality plus a normal draw whose spread is the posterior's,
+`sqrt(q (1 - q) / (count + prior))`, so models with little feedback are tried most. The sample is
+ranked with the same price of quality as any decision, so `cost_weight` bounds it (at
+`cost_weight` 1 there is no exploring: the cheapest model is the answer), and for a key with a
+budget it never picks a model with a higher expected cost than the unexplored choice. An explored
+decision says so in its reasoning.
+
+The tallies live in this process (like the roll-out's memory of which version decided what): with
+several workers each learns from the feedback it receives on the requests it routed. They are
+cleared when another router version is loaded or rolled back to, since that router's predictions
+are not the ones the residuals measured; a retrained router learns the same lesson from
+`pureai export` data.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from router._router import PRIOR_CONFIDENCE_SHRINK
+
+__all__ = ["REMEMBERED", "Choice", "Learner", "Tally"]
+
+REMEMBERED = 20_000
+"""Routed requests whose prediction is kept for their feedback."""
+
+
+@dataclass
+class Tally:
+    count: float = 0.0  # feedback received, decayed
+    residual: float = 0.0  # sum of (score - predicted quality), decayed
+
+
+@dataclass(frozen=True)
+class Prediction:
+    model: str
+    quality: float  # the router's prediction before any shift
+    version: str
+
+
+@dataclass(frozen=True)
+class Choice:
+    decision: Any  # router.Decision
+    explored: bool
+    predicted: float  # the chosen model's predicted quality before the feedback shift
+
+
+class Learner:
+    def __init__(self, prior: float, half_life: float, explore_share: float, seed: int | None = None) -> None:
+        self.prior = prior
+        self.decay = 0.5 ** (1.0 / half_life)
+        self.explore_share = explore_share
+        self.tallies: dict[str, Tally] = {}
+        self._predicted: OrderedDict[str, Prediction] = OrderedDict()
+        self._version: str | None = None  # of the router whose predictions the tallies measure
+        self._rng = random.Random(seed)
+        self._lock = threading.Lock()  # decisions run in worker threads
+
+    # -- what feedback taught -------------------------------------------------------------------
+    def shift(self, model: str) -> float:
+        t = self.tallies.get(model)
+        return t.residual / (t.count + self.prior) if t else 0.0
+
+    def spread(self, model: str, quality: float) -> float:
+        t = self.tallies.get(model)
+        count = t.count if t else 0.0
+        q = min(max(quality, 0.01), 0.99)
+        return math.sqrt(q * (1 - q) / (count + self.prior))
+
+    def learn(self, request_id: str, score: float) -> str | None:
+        """Count a request's first score toward its model's shift; the model, or None when this
+        process did not route the request, another router version did, or it was scored before."""
+        with self._lock:
+            p = self._predicted.pop(request_id, None)  # once: a repeated score replaces, not adds
+            if p is None or p.version != self._version:
+                return None
+            t = self.tallies.setdefault(p.model, Tally())
+            t.count = t.count * self.decay + 1.0
+            t.residual = t.residual * self.decay + (score - p.quality)
+            return p.model
+
+    # -- deciding -------------------------------------------------------------------------------
+    def decide(
+        self,
+        router: Any,
+        version: str,
+        messages: Any,
+        pool: Sequence[str],
+        cost_weight: float,
+        frugal: bool = False,
+    ) -> Choice:
+        """The router's decision with the feedback shifts (and, on a share of requests, a Thompson
+        sample); `frugal`: exploring may not pick a model dearer than the plain choice. Runs in a
+        worker thread."""
+        with self._lock:
+            if version != self._version:  # what was learned measured another router's predictions
+                self.tallies.clear()
+                self._predicted.clear()
+                self._version = version
+            shifts = {m: self.shift(m) for m in pool if m in self.tallies}
+            explore = (
+                self.explore_share > 0
+                and cost_weight < 1
+                and len(pool) > 1
+                and self._rng.random() < self.explore_share
+            )
+            noise = {m: self._rng.gauss(0.0, 1.0) for m in pool} if explore else {}
+        decision = router.select(messages, pool, cost_weight, quality_shift=shifts or None)
+        plain = Choice(
+            decision, False, decision.candidates[0].quality - shifts.get(decision.selected_model, 0.0)
+        )
+        if not explore:
+            return plain
+        quality = {c.model: c.quality for c in decision.candidates}
+        sample = {
+            m: max(-1.0, min(1.0, shifts.get(m, 0.0) + noise[m] * self.spread(m, quality[m]))) for m in pool
+        }
+        tried = router.select(messages, pool, cost_weight, quality_shift=sample)
+        chosen, best = tried.candidates[0], decision.candidates[0]
+        if chosen.model == best.model or (frugal and chosen.cost_usd > best.cost_usd):
+            return plain
+        # Report the shifted (not the sampled) qualities: the sample was only the reason to try it.
+        honest = {c.model: c for c in decision.candidates}
+        note = (
+            f" Exploring: {chosen.model} was tried instead of {best.model} on a Thompson sample of "
+            f"the quality each model's feedback supports ({self.explore_share:.0%} of requests explore)."
+        )
+        pick = honest[chosen.model]
+        confidence = (
+            pick.quality
+            if pick.quality_source == "learned"
+            else 0.5 + PRIOR_CONFIDENCE_SHRINK * (pick.quality - 0.5)
+        )
+        explored = replace(
+            decision,
+            selected_model=pick.model,
+            confidence=confidence,
+            reasoning=decision.reasoning + note,
+            candidates=(pick, *(c for c in decision.candidates if c.model != pick.model)),
+        )
+        return Choice(explored, True, pick.quality - shifts.get(pick.model, 0.0))
+
+    def remember(self, request_id: str, choice: Choice, version: str) -> None:
+        """Keep the prediction the choice made for its model (before the shift) for its feedback."""
+        p = Prediction(choice.decision.selected_model, min(max(choice.predicted, 0.0), 1.0), version)
+        with self._lock:
+            self._predicted[request_id] = p
+            if len(self._predicted) > REMEMBERED:
+                self._predicted.popitem(last=False)
+
+    def state(self) -> dict[str, dict[str, float]]:
+        """Per model: feedback count (decayed) and current quality shift."""
+        with self._lock:
+            return {
+                m: {"feedback": round(t.count, 3), "quality_shift": round(self.shift(m), 4)}
+                for m, t in sorted(self.tallies.items())
+            }
