@@ -6,18 +6,20 @@
     entry = cat.get("gpt-4o-mini")          # ModelEntry; UnknownModelError if absent
     entry.cost_usd(1200, entry.expected_output_tokens)
     cat.by_alias("gpt-4o-mini-2024-07-18")  # "gpt-4o-mini": outcome-data name -> id
+    load_entry({"id": "pureai/x", ...})     # one [[models]] table, checked and priced the same way
 
 The file format is documented at the top of `catalogue.toml`. Prices left out of a file come from
 litellm's bundled price map, read as a JSON file; litellm itself is never imported.
 """
 
 from ._catalogue import Catalogue
-from ._entry import CAPABILITIES, ModelEntry, Provider
-from ._load import default_catalogue_path, load_catalogue
+from ._entry import CAPABILITIES, CUSTOM_PREFIX, ModelEntry, Provider
+from ._load import default_catalogue_path, load_catalogue, load_entry
 from .errors import CatalogueError, UnknownModelError
 
 __all__ = [
     "CAPABILITIES",
+    "CUSTOM_PREFIX",
     "Catalogue",
     "CatalogueError",
     "ModelEntry",
@@ -25,4 +27,5 @@ __all__ = [
     "UnknownModelError",
     "default_catalogue_path",
     "load_catalogue",
+    "load_entry",
 ]

@@ -18,7 +18,7 @@ from ._entry import ModelEntry
 from ._validate import EntrySpec, check_no_secrets, entry_label, validate_entry
 from .errors import CatalogueError
 
-__all__ = ["default_catalogue_path", "load_catalogue"]
+__all__ = ["default_catalogue_path", "load_catalogue", "load_entry"]
 
 _TOP_LEVEL_KEYS = frozenset({"models"})
 
@@ -36,6 +36,15 @@ def load_catalogue(path: str | os.PathLike[str] | None = None) -> Catalogue:
     price_map = _price_map_if_needed(specs, source)
     entries = [_priced(spec, price_map, source) for spec in specs]
     return Catalogue(models={entry.id: entry for entry in entries}, source=source)
+
+
+def load_entry(table: dict[str, Any], source: str | os.PathLike[str] | None = None) -> ModelEntry:
+    """One `[[models]]` table (as TOML would give it) -> a checked, priced `ModelEntry`, by the same
+    checks and pricing as a table of a catalogue file. `source` names where it came from in a
+    `CatalogueError` (the gateway's admin API builds its `pureai/` deployments this way)."""
+    where = Path(source) if source is not None else None
+    spec = validate_entry(table, 0, where)
+    return _priced(spec, _price_map_if_needed([spec], where), where)
 
 
 def _read(source: Path) -> dict[str, Any]:
@@ -88,7 +97,7 @@ def _needs_price_map(spec: EntrySpec) -> bool:
     return any(getattr(spec, name) is None for name in _LITELLM_FIELDS)
 
 
-def _price_map_if_needed(specs: list[EntrySpec], source: Path) -> dict[str, Any] | None:
+def _price_map_if_needed(specs: list[EntrySpec], source: Path | None) -> dict[str, Any] | None:
     needy = next((spec for spec in specs if _needs_price_map(spec)), None)
     if needy is None:
         return None
@@ -104,7 +113,7 @@ def _price_map_if_needed(specs: list[EntrySpec], source: Path) -> dict[str, Any]
         ) from None
 
 
-def _priced(spec: EntrySpec, price_map: dict[str, Any] | None, source: Path) -> ModelEntry:
+def _priced(spec: EntrySpec, price_map: dict[str, Any] | None, source: Path | None) -> ModelEntry:
     """Fill what the entry leaves unset from litellm; an entry with both prices set is all-catalogue."""
     found: _prices.LitellmPrices | None = None
     key = spec.price_key or spec.litellm_model

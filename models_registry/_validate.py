@@ -61,7 +61,7 @@ class EntrySpec:
 class _Fields:
     """Typed reads of one table, each failing with file + entry + field in the message."""
 
-    def __init__(self, table: dict[str, Any], path: Path, entry: str, prefix: str = "") -> None:
+    def __init__(self, table: dict[str, Any], path: Path | None, entry: str, prefix: str = "") -> None:
         self.table, self.path, self.entry, self.prefix = table, path, entry, prefix
 
     def fail(self, field: str, message: str) -> CatalogueError:
@@ -123,7 +123,7 @@ def entry_label(raw: object, index: int) -> str:
     return f"models[{index}]"
 
 
-def check_no_secrets(value: object, path: Path, entry: str | None, where: str = "") -> None:
+def check_no_secrets(value: object, path: Path | None, entry: str | None, where: str = "") -> None:
     """Reject any key that would hold a credential: catalogues name env vars, never secrets."""
     for key_path, key in _walk_keys(value, where):
         low = key.lower()
@@ -137,7 +137,7 @@ def check_no_secrets(value: object, path: Path, entry: str | None, where: str = 
             )
 
 
-def validate_entry(raw: object, index: int, path: Path) -> EntrySpec:
+def validate_entry(raw: object, index: int, path: Path | None) -> EntrySpec:
     label = entry_label(raw, index)
     if not isinstance(raw, dict):
         raise CatalogueError(f"expected a [[models]] table, got {_type_name(raw)}", path=path, entry=label)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
@@ -72,6 +73,20 @@ class Router:
 
         cat = catalogue if isinstance(catalogue, Catalogue) else load_catalogue(catalogue)
         return cls(_artifacts.load(path), cat, threads)
+
+    def with_catalogue(self, catalogue: Catalogue) -> Router:
+        """This router over another catalogue (models added or removed), without loading anything
+        again: the ONNX sessions, the prompt cache and the reference prompts are shared; what the
+        catalogue decides (learned columns by alias, priors, the per-pool lambda tables) is rebuilt,
+        lazily, on the first decision."""
+        new = copy.copy(self)
+        new.catalogue = catalogue
+        new._column = new._learned_columns()
+        new._anchors = [(m, j) for m, j in new._column.items() if m in catalogue.models]
+        new._prior_rows = {}
+        new._tables = {}
+        new._reference_qc = None
+        return new
 
     # -- models -------------------------------------------------------------------------------
     def _learned_columns(self) -> dict[str, int]:

@@ -8,16 +8,28 @@ import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
-from starlette.responses import RedirectResponse
+from starlette.responses import RedirectResponse, Response
 from starlette.staticfiles import StaticFiles
 
 from . import errors, logs
 from .capacity import Capacity
 from .gateway import Gateway
 from .middleware import Guard, Observe
-from .routes import admin, completions, feedback, health, metrics, models, rollout, routing, usage
+from .routes import (
+    admin,
+    completions,
+    deployments,
+    feedback,
+    health,
+    metrics,
+    models,
+    rollout,
+    routing,
+    usage,
+)
 from .settings import Settings
 
 __all__ = ["create_app"]
@@ -46,15 +58,27 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="pureai-router gateway", version="0.1.0", lifespan=lifespan)
     app.state.gateway = gw
     errors.install(app)
-    for module in (health, models, completions, routing, usage, feedback, admin, rollout, metrics):
+    for module in (health, models, completions, routing, usage, feedback, admin, deployments, rollout, metrics):
         app.include_router(module.router)
     # The web console: static files that call the documented API above with the key they are given.
     app.add_api_route("/ui", _to_console, include_in_schema=False)
-    app.mount("/ui", StaticFiles(directory=CONSOLE, html=True), name="console")
+    app.mount("/ui", ConsoleFiles(directory=CONSOLE, html=True), name="console")
     app.add_middleware(Capacity, max_concurrency=settings.max_concurrency)
     app.add_middleware(Guard, max_body_bytes=settings.max_body_bytes)  # outermost: ids every response
     app.add_middleware(Observe, metrics=gw.metrics)  # gives Guard its id; counts and logs every answer
     return app
+
+
+class ConsoleFiles(StaticFiles):
+    """The console's files with `Cache-Control: no-cache`: a browser keeps them but asks again each
+    time, with the ETag (and Last-Modified) it has, and gets a body-less 304 while a file is the
+    same. Their names carry no hash, so an upgraded gateway's console must never be mixed with
+    an older one's files from a cache."""
+
+    def file_response(self, *args: Any, **kwargs: Any) -> Response:
+        response = super().file_response(*args, **kwargs)
+        response.headers["cache-control"] = "no-cache"
+        return response
 
 
 def _reload(gw: Gateway) -> None:

@@ -5,6 +5,7 @@
     ├── Unauthorized            401 invalid_api_key
     ├── Forbidden               403 model_not_allowed / admin_only
     ├── NotFound                404 model_not_found / not_found
+    ├── Conflict                409 deployment_exists / model_exists
     ├── PayloadTooLarge         413 request_too_large
     ├── RateLimited             429 rate_limit_exceeded (+ retry_after, Retry-After)
     ├── Unavailable             503 service_unavailable (+ Retry-After)
@@ -83,6 +84,11 @@ class Forbidden(APIError):
 
 class NotFound(APIError):
     status = 404
+    type = "invalid_request_error"
+
+
+class Conflict(APIError):
+    status = 409
     type = "invalid_request_error"
 
 

@@ -113,6 +113,9 @@ class Executor:
         self._retryable: tuple[type[BaseException], ...] = ()
         self._timeouts: tuple[type[BaseException], ...] = ()
         self._text_clients: dict[tuple[str | None, str | None], Any] = {}
+        self.credentials: dict[str, str] = {}
+        """API keys given with deployments registered through the admin API, by "<model>/<provider>";
+        they come before the environment variable a provider names."""
 
     # -- lifecycle ----------------------------------------------------------------------------
     def start(self) -> None:
@@ -216,7 +219,7 @@ class Executor:
                 continue
             api_base = provider.api_base or entry.api_base
             env = provider.api_key_env or entry.api_key_env
-            api_key = os.environ.get(env) if env else None
+            api_key = self.credentials.get(f"{entry.id}/{provider.id}") or (os.environ.get(env) if env else None)
             if env and not api_key and not api_base:
                 continue  # its credential is not set: this provider cannot be used
             if api_base and not api_key:

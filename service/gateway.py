@@ -21,6 +21,7 @@ from models_registry import Catalogue, ModelEntry, load_catalogue
 
 from . import logs, shaping, window
 from .breaker import Breaker
+from .deployments import Deployments
 from .errors import APIError, Forbidden, NotFound, RateLimited, Unavailable
 from .executor import Attempted, Executor, Opened
 from .keys import KeyRing, presented_key
@@ -76,6 +77,7 @@ class Gateway:
         self.store: Store | None = None
         self.limiter: Limiter | None = None
         self.keys: KeyRing | None = None
+        self.deployments: Deployments | None = None  # registered through the admin API
         self.executor = Executor(
             settings.request_timeout_s,
             retries=settings.retries_per_provider,
@@ -117,6 +119,8 @@ class Gateway:
         self.limiter = make_limiter(redis_url, fail_open=s.rate_limit_fail_open)
         admin = s.admin_key.get_secret_value() if s.admin_key else None
         self.keys = KeyRing(self.store, admin, s.key_cache_s, self.metrics.key_lookup)
+        self.deployments = Deployments(self.catalogue, self.store, s.deployment_cache_s, self._use_catalogue)
+        await self.deployments.refresh()
         await self._purge_prompts()
         if admin is None and await self.store.count_admin_keys() == 0:
             log.warning("no admin key: set PUREAI_ADMIN_KEY or run `pureai keys create --admin`")
@@ -172,11 +176,24 @@ class Gateway:
             "providers": self.executor.breaker.snapshot(),  # the ones cooling down (this process)
         }
 
+    def _use_catalogue(self, catalogue: Catalogue, credentials: dict[str, str]) -> None:
+        """Serve `catalogue` from now on: the file's models and the registered deployments."""
+        assert self.rollout is not None
+        self.catalogue = catalogue
+        self.metrics.models = frozenset(catalogue.models)
+        self.executor.credentials = credentials
+        self.rollout.use_catalogue(catalogue)
+        current = self.rollout.current
+        if current is not None:  # the new pool's reference tables, built before a request needs them
+            self._later(asyncio.to_thread(current.router.select, "warm up", None, 0.5))
+
     # -- pipeline: who and how much -------------------------------------------------------------
     async def authenticate(self, request: Request, endpoint: str) -> Context:
         assert self.keys is not None
         key = await self.keys.check(presented_key(request))
         logs.note(key_id=key.id, tenant=key.tenant)
+        assert self.deployments is not None
+        await self.deployments.refresh()  # when this worker's view is older than the cache period
         request_id = getattr(request.state, "request_id", None) or "req_" + secrets.token_hex(12)
         return Context(request_id, key, endpoint, time.time(), time.perf_counter(), receive=request.receive)
 

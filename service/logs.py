@@ -81,7 +81,8 @@ _REDACTIONS: tuple[tuple[re.Pattern[str], str], ...] = (
 )
 
 
-_hidden: re.Pattern[str] | None = None  # the exact secrets given to `configure`
+_hidden: re.Pattern[str] | None = None  # the exact secrets given to `configure` and `hide`
+_hidden_values: set[str] = set()
 
 
 def redact(text: str) -> str:
@@ -210,10 +211,10 @@ def configure(level: str = "info", fmt: str = "json", hide: Iterable[str] = ()) 
     """Send every logger's records (ours, uvicorn's, the libraries') to one stderr handler in `fmt`
     ("json" or "text") at `level`, with the strings in `hide` redacted by value; uvicorn's access log
     is off (the gateway writes its own). Idempotent: a second call replaces the first."""
-    global _hidden
+    global _hidden, _hidden_values
     numeric = _level(level)
-    values = sorted({v for v in hide if len(v) >= MIN_SECRET}, key=len, reverse=True)
-    _hidden = re.compile("|".join(map(re.escape, values))) if values else None
+    _hidden, _hidden_values = None, set()
+    _hide(hide)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JSONFormatter() if fmt == "json" else TextFormatter())
     setattr(handler, _OURS, True)
@@ -228,6 +229,20 @@ def configure(level: str = "info", fmt: str = "json", hide: Iterable[str] = ()) 
     access.propagate = False
     access.disabled = True
     logging.captureWarnings(True)
+
+
+def hide(values: Iterable[str]) -> None:
+    """Redact these exact values too from now on (API keys given with registered deployments)."""
+    _hide(values)
+
+
+def _hide(values: Iterable[str]) -> None:
+    global _hidden
+    new = {v for v in values if len(v) >= MIN_SECRET} - _hidden_values
+    if new:
+        _hidden_values.update(new)
+        ordered = sorted(_hidden_values, key=len, reverse=True)  # the longest match first
+        _hidden = re.compile("|".join(map(re.escape, ordered)))
 
 
 def adopt(*names: str, quiet: bool = False) -> None:

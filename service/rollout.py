@@ -24,7 +24,7 @@ import hashlib
 import json
 import logging
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -86,9 +86,24 @@ class Rollout:
     async def start(self, path: Path | str | None) -> None:
         self.current = await self.load(path)
 
+    def use_catalogue(self, catalogue: Catalogue) -> None:
+        """Decide over `catalogue` from now on (deployments registered or removed): every router
+        held is rebound to it, without loading anything again (`Router.with_catalogue`)."""
+        self.catalogue = catalogue
+        self.current, self.previous, self.shadow = (
+            None if held is None else self._rebound(held) for held in (self.current, self.previous, self.shadow)
+        )
+
+    def _rebound(self, loaded: Loaded) -> Loaded:
+        """`loaded` over the current catalogue (a load that began before the catalogue changed)."""
+        if loaded.router.catalogue is self.catalogue:
+            return loaded
+        return replace(loaded, router=loaded.router.with_catalogue(self.catalogue))
+
     async def reload(self, path: Path | str | None) -> Loaded:
         async with self._lock:
             new = await self.load(path)
+            new = self._rebound(new)
             self.previous, self.current = self.current, new
             log.info("router %s loaded from %s (previous %s)", new.version, new.path, _v(self.previous))
             return new
@@ -105,7 +120,7 @@ class Rollout:
 
     async def set_shadow(self, path: Path | str | None) -> Loaded:
         async with self._lock:
-            self.shadow = await self.load(path)
+            self.shadow = self._rebound(await self.load(path))
             log.info("shadow router %s loaded from %s", self.shadow.version, self.shadow.path)
             return self.shadow
 

@@ -71,6 +71,9 @@ class Settings(BaseSettings):
     """Bodies larger than this get 413 before they are read."""
     key_cache_s: float = Field(2.0, ge=0)
     """How long a looked-up key is trusted before the store is read again (revocation delay)."""
+    deployment_cache_s: float = Field(2.0, ge=0)
+    """How long a worker's view of the deployments registered through the admin API is trusted
+    before the store is read again (how soon other workers see one registered or removed)."""
     max_concurrency: int = Field(512, ge=1)
     """Requests in flight per worker (a stream counts until it ends); one more gets an immediate
     503 `overloaded` with Retry-After, never a queue. /health and /ready are not counted."""

@@ -1,4 +1,5 @@
-"""The gateway's store: API keys and the usage ledger, in SQLite (default) or PostgreSQL.
+"""The gateway's store: API keys, the usage ledger, feedback, prompts and registered deployments,
+in SQLite (default) or PostgreSQL.
 
     store = open_store("sqlite:///data/pureai.db")   # or "postgresql://user@host/db"
     await store.open()                                # connects, runs migrations
@@ -13,12 +14,13 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import unquote
 
-from ._types import Feedback, KeyRecord, Store, TrainingRow, UsageRow
+from ._types import Deployment, Feedback, KeyRecord, Store, TrainingRow, UsageRow
 from .errors import StoreError, redact
 from .postgres import PostgresStore
 from .sqlite import SQLiteStore
 
 __all__ = [
+    "Deployment",
     "Feedback",
     "KeyRecord",
     "PostgresStore",

@@ -12,6 +12,8 @@ Tables:
   the ledger is also indexed on `request_id`, to find the row a score is about.
 - `prompts` (migration 3): a request's prompt text, only when the operator turned prompt logging on,
   deleted after the retention period.
+- `deployments` (migration 4): `pureai/` deployments registered through the admin API, their
+  catalogue table and the API keys given with them as JSON text.
 - `schema_version`: one row per applied migration.
 """
 
@@ -22,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import astuple, fields
 from typing import Any
 
-from ._types import Feedback, KeyRecord, TrainingRow, UsageRow
+from ._types import Deployment, Feedback, KeyRecord, TrainingRow, UsageRow
 from .errors import StoreError
 
 # Migration N is MIGRATIONS[N - 1]; append, never edit one that has shipped.
@@ -89,6 +91,14 @@ MIGRATIONS: list[list[str]] = [
             prompt TEXT NOT NULL
         )""",
         "CREATE INDEX prompts_created ON prompts (created)",
+    ],
+    [
+        """CREATE TABLE deployments (
+            id TEXT PRIMARY KEY,
+            spec TEXT NOT NULL,
+            secrets TEXT NOT NULL,
+            created DOUBLE PRECISION NOT NULL
+        )""",
     ],
 ]
 
@@ -234,6 +244,25 @@ def feedback_query(
     where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
     sql = f"SELECT {_FEEDBACK} FROM feedback{where} ORDER BY created DESC, request_id DESC, metric LIMIT ?"
     return sql, (*params, limit)
+
+
+# -- deployments ------------------------------------------------------------------------------
+INSERT_DEPLOYMENT = (
+    "INSERT INTO deployments (id, spec, secrets, created) VALUES (?, ?, ?, ?) ON CONFLICT (id) DO NOTHING"
+)
+LIST_DEPLOYMENTS = "SELECT id, spec, secrets, created FROM deployments ORDER BY created, id"
+DELETE_DEPLOYMENT = "DELETE FROM deployments WHERE id = ?"
+
+
+def deployment_params(deployment: Deployment) -> tuple[Any, ...]:
+    """`deployment` as parameters of `INSERT_DEPLOYMENT`."""
+    spec = json.dumps(deployment.spec, sort_keys=True)
+    return deployment.id, spec, json.dumps(deployment.secrets, sort_keys=True), deployment.created
+
+
+def deployment_from_row(row: Sequence[Any]) -> Deployment:
+    deployment_id, spec, secrets, created = row
+    return Deployment(deployment_id, json.loads(spec), json.loads(secrets), float(created))
 
 
 # -- prompts ----------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,20 @@ class TrainingRow:
     output_tokens: int
 
 
+@dataclass(frozen=True)
+class Deployment:
+    """A `pureai/<name>` custom deployment registered through the admin API (not the catalogue)."""
+
+    id: str
+    """The model id, "pureai/<name>"."""
+    spec: dict[str, Any]
+    """Its `[[models]]` table in the catalogue's format (never a secret: see `secrets`)."""
+    secrets: dict[str, str] = field(default_factory=dict, repr=False)
+    """Provider id -> API key given with the deployment; kept in the store as given."""
+    created: float = 0.0
+    """Unix time."""
+
+
 class Store(ABC):
     """Keys and the usage ledger. All methods are coroutines; open before use, close after."""
 
@@ -155,6 +170,19 @@ class Store(ABC):
     @abstractmethod
     async def usage_of(self, request_id: str) -> list[UsageRow]:
         """The ledger rows of one request (one, or none if it was never recorded)."""
+
+    # -- deployments -------------------------------------------------------------------------
+    @abstractmethod
+    async def add_deployment(self, deployment: Deployment) -> bool:
+        """Insert a deployment; False (nothing written) if one with its id exists."""
+
+    @abstractmethod
+    async def list_deployments(self) -> list[Deployment]:
+        """Every registered deployment, oldest first."""
+
+    @abstractmethod
+    async def remove_deployment(self, deployment_id: str) -> bool:
+        """Delete a deployment; False if there is none with this id."""
 
     # -- feedback ----------------------------------------------------------------------------
     @abstractmethod

@@ -21,7 +21,7 @@ from psycopg.rows import TupleRow
 from psycopg_pool import AsyncConnectionPool
 
 from . import _schema as schema
-from ._types import Feedback, KeyRecord, Store, TrainingRow, UsageRow
+from ._types import Deployment, Feedback, KeyRecord, Store, TrainingRow, UsageRow
 from .errors import StoreError, redact
 
 __all__ = ["PostgresStore"]
@@ -213,6 +213,20 @@ class PostgresStore(Store):
         action = f"cannot read usage of request {request_id!r}"
         rows = await self._fetchall(schema.SELECT_USAGE_OF, (request_id,), action)
         return [schema.usage_from_row(row) for row in rows]
+
+    # -- deployments --------------------------------------------------------------------------
+    async def add_deployment(self, deployment: Deployment) -> bool:
+        action = f"cannot add deployment {deployment.id!r}"
+        params = schema.deployment_params(deployment)
+        return await self._execute(schema.INSERT_DEPLOYMENT, params, action) == 1
+
+    async def list_deployments(self) -> list[Deployment]:
+        rows = await self._fetchall(schema.LIST_DEPLOYMENTS, (), "cannot list deployments")
+        return [schema.deployment_from_row(row) for row in rows]
+
+    async def remove_deployment(self, deployment_id: str) -> bool:
+        action = f"cannot remove deployment {deployment_id!r}"
+        return await self._execute(schema.DELETE_DEPLOYMENT, (deployment_id,), action) == 1
 
     # -- prompts ------------------------------------------------------------------------------
     async def record_prompt(self, request_id: str, key_id: str, created: float, prompt: str) -> None:

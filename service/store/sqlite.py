@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from . import _schema as schema
-from ._types import Feedback, KeyRecord, Store, TrainingRow, UsageRow
+from ._types import Deployment, Feedback, KeyRecord, Store, TrainingRow, UsageRow
 from .errors import StoreError
 
 __all__ = ["SQLiteStore"]
@@ -158,6 +158,17 @@ class SQLiteStore(Store):
     async def usage_of(self, request_id: str) -> list[UsageRow]:
         rows = await self._run(_fetchall, schema.SELECT_USAGE_OF, (request_id,))
         return [schema.usage_from_row(row) for row in rows]
+
+    # -- deployments --------------------------------------------------------------------------
+    async def add_deployment(self, deployment: Deployment) -> bool:
+        return await self._run(_execute, schema.INSERT_DEPLOYMENT, schema.deployment_params(deployment)) == 1
+
+    async def list_deployments(self) -> list[Deployment]:
+        rows = await self._run(_fetchall, schema.LIST_DEPLOYMENTS, ())
+        return [schema.deployment_from_row(row) for row in rows]
+
+    async def remove_deployment(self, deployment_id: str) -> bool:
+        return await self._run(_execute, schema.DELETE_DEPLOYMENT, (deployment_id,)) == 1
 
     # -- prompts ------------------------------------------------------------------------------
     async def record_prompt(self, request_id: str, key_id: str, created: float, prompt: str) -> None:

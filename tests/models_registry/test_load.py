@@ -200,3 +200,30 @@ def test_unknown_top_level_key(
     with pytest.raises(CatalogueError, match="unknown top-level key 'version'") as info:
         load_catalogue(path)
     assert_names(info.value, path, None, "version")
+
+
+def test_load_entry_checks_and_prices_one_table_as_a_file_would() -> None:
+    from models_registry import load_entry
+
+    entry = load_entry(
+        {
+            "id": "pureai/my-llama",
+            "owned_by": "pureai",
+            "api_base": "http://10.0.0.5:8000/v1",
+            "input_per_mtok": 0.02,
+            "output_per_mtok": 0.04,
+            "context_window": 8192,
+            "quality_priors": {"default": 0.6},
+        }
+    )
+    assert (entry.id, entry.litellm_model, entry.is_custom, entry.price_source) == (
+        "pureai/my-llama",
+        "openai/my-llama",
+        True,
+        "catalogue",
+    )
+    assert entry.cached_input_per_mtok == 0.02 and entry.quality_priors["code"] == 0.6
+    with pytest.raises(CatalogueError) as caught:
+        load_entry({"id": "pureai/x", "owned_by": "pureai", "api_base": "ftp://h/v1", "quality_priors": {}})
+    assert (caught.value.entry, caught.value.field, caught.value.path) == ("pureai/x", "api_base", None)
+    assert "http:// or https://" in caught.value.reason

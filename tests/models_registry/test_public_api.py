@@ -8,6 +8,7 @@ import models_registry
 def test_all_is_exactly_the_public_api() -> None:
     assert models_registry.__all__ == [
         "CAPABILITIES",
+        "CUSTOM_PREFIX",
         "Catalogue",
         "CatalogueError",
         "ModelEntry",
@@ -15,6 +16,7 @@ def test_all_is_exactly_the_public_api() -> None:
         "UnknownModelError",
         "default_catalogue_path",
         "load_catalogue",
+        "load_entry",
     ]
     for name in models_registry.__all__:
         assert getattr(models_registry, name) is not None

@@ -192,3 +192,24 @@ def test_duplicate_models_are_one_candidate(fixture_router: Router) -> None:
     d = fixture_router.select(PROMPTS[0], models=["gpt-4o", "gpt-4o-mini", "gpt-4o"])
     assert [c.model for c in d.candidates].count("gpt-4o") == 1
     assert len(d.candidates) == 2
+
+
+def test_with_catalogue_adds_a_model_without_changing_the_others(
+    fixture_router: Router, pool: list[str]
+) -> None:
+    from dataclasses import replace
+
+    from models_registry import Catalogue
+
+    base = fixture_router.catalogue
+    added = replace(
+        base.models[PRIOR_ONLY], id="pureai/added", aliases=(), input_per_mtok=0.0, output_per_mtok=0.0
+    )
+    wider = fixture_router.with_catalogue(Catalogue({**base.models, added.id: added}))
+    assert wider.catalogue.models["pureai/added"] is added and fixture_router.catalogue is base
+    with pytest.raises(UnknownModelError):
+        fixture_router.select(PROMPTS[0], [*pool, "pureai/added"], 0.5)
+    decision = wider.select(PROMPTS[0], [*pool, "pureai/added"], 1.0)
+    assert decision.selected_model == "pureai/added"  # free, so the cheapest
+    for weight in (0.0, 0.5):
+        assert wider.select(PROMPTS[0], pool, weight) == fixture_router.select(PROMPTS[0], pool, weight)

@@ -106,6 +106,20 @@ def test_the_gateway_serves_the_console_at_ui(gateway: Gateway) -> None:
     assert missing.status_code == 404 and "error" in missing.json()
 
 
+@pytest.mark.parametrize("path", ["/ui/", "/ui/index.html", "/ui/js/main.js", "/ui/vendor/uplot/uPlot.esm.js"])
+def test_console_files_are_revalidated_on_every_use(gateway: Gateway, path: str) -> None:
+    """`no-cache` with an ETag: a browser keeps the files but asks each time, and a file that has not
+    changed costs a body-less 304 (the names carry no hash, so an upgrade must never mix versions)."""
+    first = gateway.http.get(path)
+    assert first.status_code == 200 and first.headers["cache-control"] == "no-cache"
+    etag = first.headers["etag"]
+    again = gateway.http.get(path, headers={"if-none-match": etag})
+    assert (again.status_code, again.content) == (304, b"")
+    assert again.headers["cache-control"] == "no-cache" and again.headers["etag"] == etag
+    changed = gateway.http.get(path, headers={"if-none-match": '"another-version"'})
+    assert changed.status_code == 200 and changed.content == first.content
+
+
 # -- the browser -----------------------------------------------------------------------------------
 
 

@@ -627,6 +627,7 @@ def test_passwords_never_appear_in_messages(pg_schema: str) -> None:
 def test_public_names() -> None:
     assert sorted(store_package.__all__) == sorted(
         [
+            "Deployment",
             "Feedback",
             "KeyRecord",
             "UsageRow",
@@ -640,3 +641,27 @@ def test_public_names() -> None:
     )
     for name in store_package.__all__:
         assert getattr(store_package, name) is not None
+
+
+# -- deployments ------------------------------------------------------------------------------
+def test_deployments(engine: Engine) -> None:
+    from service.store import Deployment
+
+    spec = {"id": "pureai/a", "owned_by": "pureai", "api_base": "http://h/v1", "quality_priors": {"default": 0.5}}
+    first = Deployment("pureai/a", spec, {"pureai": "sk-a-secret"}, created=10.0)
+    second = Deployment("pureai/b", {**spec, "id": "pureai/b", "input_per_mtok": 0.125}, {}, created=5.0)
+
+    async def body() -> None:
+        async with opened(engine.make()) as store:
+            assert await store.list_deployments() == []
+            assert await store.add_deployment(first) is True
+            assert await store.add_deployment(second) is True
+            assert await store.add_deployment(Deployment("pureai/a", spec, {}, created=20.0)) is False
+            assert await store.list_deployments() == [second, first]  # oldest first; the first write kept
+        async with opened(engine.make()) as store:  # another process sees them
+            assert [d.id for d in await store.list_deployments()] == ["pureai/b", "pureai/a"]
+            assert await store.remove_deployment("pureai/a") is True
+            assert await store.remove_deployment("pureai/a") is False
+            assert await store.list_deployments() == [second]
+
+    asyncio.run(body())

@@ -1,0 +1,260 @@
+"""`pureai/<name>` deployments registered at run time through the admin API, beside the catalogue's.
+
+    POST   /v1/admin/deployments        {"id", "api_base", "api_key", "owned_by", "context_window", ...}
+    GET    /v1/admin/deployments
+    DELETE /v1/admin/deployments/{id}
+
+A deployment is kept in the store as its `[[models]]` table in the catalogue file's format, with the
+API keys given with it beside the table (never in it, never in an answer). It becomes a `ModelEntry`
+through `models_registry.load_entry`, the catalogue loader's own checks and pricing, and joins the
+catalogue's models: the executor calls its `api_base` as it calls a `pureai/` model of the file,
+GET /v1/models and /v1/providers list it, the router may choose it.
+
+Each worker re-reads the registered deployments from the store when its view is older than
+`PUREAI_DEPLOYMENT_CACHE_S` (2 s), at the next authenticated request, as keys are re-read; the
+worker that registers or removes one re-reads at once. A store that cannot be read leaves the last
+view in place. A stored deployment that no longer builds (its id now in the catalogue file) is left
+out and logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections.abc import Callable
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from models_registry import CUSTOM_PREFIX, Catalogue, CatalogueError, ModelEntry, load_entry
+
+from . import logs
+from .errors import BadRequest, Conflict
+from .store import Deployment, Store, StoreError
+
+__all__ = ["DEFAULT_CONTEXT_WINDOW", "DEFAULT_QUALITY", "Deployments", "NewDeployment", "deployment_json"]
+
+log = logging.getLogger("pureai.service")
+
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,99}\Z")
+"""A deployment's name (the model is `pureai/<name>`): what an OpenAI-compatible server calls it."""
+DEFAULT_CONTEXT_WINDOW = 131_072
+"""When none is given: large, so that the gateway refuses no prompt the server might take."""
+DEFAULT_QUALITY = 0.5
+"""The quality prior of every capability when none is given."""
+SOURCE = "the deployment"  # where a CatalogueError says the table came from
+
+
+class NewProvider(BaseModel):
+    """Another host of the deployment's model, tried after it (or, with type "primary", before)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(min_length=1, max_length=100)
+    type: Literal["primary", "backup"] = "backup"
+    api_base: str | None = Field(None, max_length=2000)
+    api_key: str | None = Field(None, min_length=1, max_length=4096)
+    api_key_env: str | None = Field(None, max_length=200)
+    enabled: bool = True
+
+
+class NewDeployment(BaseModel):
+    """The body of POST /v1/admin/deployments."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(min_length=1, max_length=200)
+    api_base: str = Field(min_length=1, max_length=2000)
+    api_key: str | None = Field(None, min_length=1, max_length=4096)
+    api_key_env: str | None = Field(None, max_length=200)
+    owned_by: str = Field("pureai", min_length=1, max_length=100)
+    context_window: int | None = Field(None, ge=1)
+    input_per_mtok: float | None = Field(None, ge=0)
+    output_per_mtok: float | None = Field(None, ge=0)
+    cached_input_per_mtok: float | None = Field(None, ge=0)
+    expected_output_tokens: int | None = Field(None, ge=1)
+    quality_priors: dict[str, float] | None = None
+    providers: list[NewProvider] | None = Field(None, max_length=20)
+
+
+def _table(spec: NewDeployment, model_id: str) -> dict[str, Any]:
+    """The deployment as a catalogue `[[models]]` table; prices left out cost nothing."""
+    table: dict[str, Any] = {
+        "id": model_id,
+        "owned_by": spec.owned_by,
+        "api_base": spec.api_base,
+        "context_window": spec.context_window or DEFAULT_CONTEXT_WINDOW,
+        "input_per_mtok": spec.input_per_mtok or 0.0,
+        "output_per_mtok": spec.output_per_mtok or 0.0,
+        "quality_priors": spec.quality_priors or {"default": DEFAULT_QUALITY},
+    }
+    optional = {
+        "api_key_env": spec.api_key_env,
+        "cached_input_per_mtok": spec.cached_input_per_mtok,
+        "expected_output_tokens": spec.expected_output_tokens,
+    }
+    table.update({k: v for k, v in optional.items() if v is not None})
+    if spec.providers:
+        providers = [
+            {k: v for k, v in p.model_dump(exclude={"api_key"}).items() if v is not None}
+            for p in spec.providers
+        ]
+        if not any(p.type == "primary" for p in spec.providers):  # the deployment's own endpoint
+            providers.append({"id": spec.owned_by, "type": "primary"})  # after them: their indexes stay
+        table["providers"] = providers
+    return table
+
+
+def _secrets(spec: NewDeployment, entry: ModelEntry) -> dict[str, str]:
+    """Provider id -> the API key to send it: its own, else the deployment's (unless it names an
+    environment variable of its own), as `api_key_env` is inherited in the catalogue."""
+    own = {p.id: p for p in spec.providers or ()}
+    out: dict[str, str] = {}
+    for provider in entry.providers:
+        given = own.get(provider.id)
+        key = given.api_key if given is not None else None
+        if key is None and provider.api_key_env is None:
+            key = spec.api_key
+        if key is not None:
+            out[provider.id] = key
+    return out
+
+
+def deployment_json(deployment: Deployment, entry: ModelEntry) -> dict[str, Any]:
+    """The API's view of a deployment: everything but its keys, of which only whether one is set."""
+    return {
+        "id": entry.id.removeprefix(CUSTOM_PREFIX),
+        "object": "deployment",
+        "model": entry.id,
+        "owned_by": entry.owned_by,
+        "api_base": entry.api_base,
+        "api_key_set": any(deployment.secrets.values()),
+        "api_key_env": entry.api_key_env,
+        "context_window": entry.context_window,
+        "input_per_mtok": entry.input_per_mtok,
+        "output_per_mtok": entry.output_per_mtok,
+        "cached_input_per_mtok": entry.cached_input_per_mtok,
+        "expected_output_tokens": entry.expected_output_tokens,
+        "quality_priors": dict(entry.quality_priors),
+        "providers": [
+            {
+                "id": p.id,
+                "type": p.type,
+                "enabled": p.enabled,
+                "api_base": p.api_base or entry.api_base,
+                "api_key_set": p.id in deployment.secrets,
+                "api_key_env": p.api_key_env or entry.api_key_env,
+            }
+            for p in sorted(entry.providers, key=lambda p: p.type != "primary")
+        ],
+        "created": int(deployment.created),
+    }
+
+
+def _bad(exc: CatalogueError) -> BadRequest:
+    """A registry check's failure as a 400 naming the field of the request."""
+    field = exc.field or "id"
+    return BadRequest(f"{field}: {exc.reason}", param=field, code="invalid_value")
+
+
+class Deployments:
+    """One worker's view of the registered deployments, and the catalogue they make with the file's.
+
+    `on_change(catalogue, credentials)` hears every new view: the file's models and the registered
+    ones, and the API keys by "<model id>/<provider id>"."""
+
+    def __init__(
+        self,
+        base: Catalogue,
+        store: Store,
+        cache_s: float,
+        on_change: Callable[[Catalogue, dict[str, str]], None],
+    ) -> None:
+        self.base = base
+        self.store = store
+        self.cache_s = cache_s
+        self._on_change = on_change
+        self.registered: list[Deployment] = []
+        self.entries: dict[str, ModelEntry] = {}
+        self._read_at = -float("inf")  # monotonic time of the last read of the store
+        self._lock = asyncio.Lock()
+
+    def build(self, spec: NewDeployment) -> tuple[Deployment, ModelEntry]:
+        """A new deployment from a request, checked as a catalogue entry; BadRequest (400) for a bad
+        field, Conflict (409) `model_exists` for a name the catalogue file already has."""
+        if spec.id.startswith(CUSTOM_PREFIX):
+            spec = spec.model_copy(update={"id": spec.id.removeprefix(CUSTOM_PREFIX)})
+        if not NAME.match(spec.id):
+            raise BadRequest(
+                "id: a deployment's name is 1-100 letters, digits, '.', '_', ':' or '-', starting with "
+                f"a letter or a digit (the model is then {CUSTOM_PREFIX}<id>); got {spec.id!r}",
+                param="id",
+                code="invalid_value",
+            )
+        model_id = CUSTOM_PREFIX + spec.id
+        providers = spec.providers or []
+        if not any(p.type == "primary" for p in providers):
+            for i, provider in enumerate(providers):
+                if provider.id == spec.owned_by:
+                    raise BadRequest(
+                        f"providers[{i}].id: {provider.id!r} names the deployment's own endpoint (owned_by); "
+                        "choose another id, or give it type 'primary'",
+                        param=f"providers[{i}].id",
+                        code="invalid_value",
+                    )
+        if model_id in self.base.models or self.base.by_alias(model_id) is not None:
+            raise Conflict(
+                f"the model {model_id!r} is in the catalogue file; choose another id",
+                code="model_exists",
+                param="id",
+            )
+        try:
+            entry = load_entry(_table(spec, model_id), SOURCE)
+        except CatalogueError as exc:
+            raise _bad(exc) from None
+        return Deployment(model_id, _table(spec, model_id), _secrets(spec, entry), time.time()), entry
+
+    def entry(self, deployment: Deployment) -> ModelEntry:
+        return load_entry(deployment.spec, SOURCE)
+
+    async def refresh(self, force: bool = False) -> None:
+        """Re-read the store if this view is older than `cache_s` (or `force`); a failed read keeps
+        the view (a forced one raises)."""
+        if not force and time.monotonic() - self._read_at < self.cache_s:
+            return
+        async with self._lock:
+            if not force and time.monotonic() - self._read_at < self.cache_s:
+                return  # another request read it meanwhile
+            try:
+                registered = await self.store.list_deployments()
+            except StoreError as exc:
+                if force:
+                    raise
+                log.warning("registered deployments not re-read (the last ones stay): %s", exc)
+                registered = self.registered
+            self._read_at = time.monotonic()
+            if registered != self.registered:
+                self._use(registered)
+
+    def _use(self, registered: list[Deployment]) -> None:
+        entries: dict[str, ModelEntry] = {}
+        for deployment in registered:
+            if deployment.id in self.base.models:
+                log.error("registered deployment %s is left out: the catalogue file has it", deployment.id)
+                continue
+            try:
+                entries[deployment.id] = self.entry(deployment)
+            except CatalogueError as exc:
+                log.error("registered deployment %s is left out: %s", deployment.id, exc)
+        self.registered, self.entries = registered, entries
+        credentials = {
+            f"{d.id}/{provider}": key
+            for d in registered
+            if d.id in entries
+            for provider, key in d.secrets.items()
+        }
+        logs.hide(credentials.values())
+        catalogue = Catalogue(models={**self.base.models, **entries}, source=self.base.source)
+        self._on_change(catalogue, credentials)
