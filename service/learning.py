@@ -8,9 +8,10 @@ shrunk mean,
 
     shift = sum(residuals) / (count + PUREAI_FEEDBACK_PRIOR)
 
-with every earlier residual's weight halved each `PUREAI_FEEDBACK_HALF_LIFE` newer ones on the
-same model, so a model whose answers got worse loses traffic within tens of requests, and one that
-recovers wins it back. Every decision adds the shifts to the predicted qualities before ranking.
+with every residual's weight halved after each `PUREAI_FEEDBACK_HALF_LIFE` newer scores (on any
+model). A model whose answers got worse loses its traffic within tens of requests; once it gets no
+more traffic, its bad record fades, so it is tried again now and then, and wins its traffic back if
+it recovered. Every decision adds the shifts to the predicted qualities before ranking.
 
 Exploration: a share `PUREAI_EXPLORE_SHARE` of routed requests is decided on a Thompson sample
 instead: each candidate's shifted quality plus a normal draw whose spread is the posterior's,
@@ -94,9 +95,12 @@ class Learner:
             p = self._predicted.pop(request_id, None)  # once: a repeated score replaces, not adds
             if p is None or p.version != self._version:
                 return None
+            for t in self.tallies.values():  # every model's past fades with each new score
+                t.count *= self.decay
+                t.residual *= self.decay
             t = self.tallies.setdefault(p.model, Tally())
-            t.count = t.count * self.decay + 1.0
-            t.residual = t.residual * self.decay + (score - p.quality)
+            t.count += 1.0
+            t.residual += score - p.quality
             return p.model
 
     # -- deciding -------------------------------------------------------------------------------

@@ -91,8 +91,9 @@ class Settings(BaseSettings):
     service/learning.py); off: decisions use the trained router alone."""
     feedback_prior: float = Field(10.0, gt=0)
     """Pseudo-count the feedback shift is shrunk by: with n scores, shift = sum(residuals) / (n + prior)."""
-    feedback_half_life: float = Field(100.0, gt=0)
-    """A residual's weight halves after this many newer scores on the same model (follows drift)."""
+    feedback_half_life: float = Field(50.0, gt=0)
+    """A residual's weight halves after this many newer scores (on any model): the shifts follow drift,
+    and a model that lost its traffic is tried again once its bad record has faded."""
     explore_share: float = Field(0.02, ge=0, le=0.5)
     """Share of routed requests decided on a Thompson sample of the quality posterior (models with
     little feedback are tried most); bounded by cost_weight and, for keys with a budget, never dearer

@@ -39,11 +39,15 @@ def test_no_shift_and_an_empty_one_decide_alike(shipped: Router) -> None:
 
 def test_at_cost_weight_one_the_cheapest_still_wins(shipped: Router) -> None:
     plain = shipped.select(PROMPT, POOL, 1.0)
-    shifted = shipped.select(PROMPT, POOL, 1.0, quality_shift={m: 0.4 for m in POOL if m != plain.selected_model})
+    shifted = shipped.select(
+        PROMPT, POOL, 1.0, quality_shift={m: 0.4 for m in POOL if m != plain.selected_model}
+    )
     assert shifted.selected_model == plain.selected_model
 
 
-@pytest.mark.parametrize("bad", [{"gpt-4o": 2.0}, {"gpt-4o": float("nan")}, {"gpt-4o": True}, {1: 0.1}, [0.1]])
+@pytest.mark.parametrize(
+    "bad", [{"gpt-4o": 2.0}, {"gpt-4o": float("nan")}, {"gpt-4o": True}, {1: 0.1}, [0.1]]
+)
 def test_a_bad_shift_is_an_input_error(shipped: Router, bad: object) -> None:
     with pytest.raises(InputError) as err:
         shipped.select(PROMPT, POOL, 0.0, quality_shift=bad)  # type: ignore[arg-type]
