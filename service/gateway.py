@@ -638,7 +638,7 @@ class Gateway:
         row = UsageRow(
             request_id=ctx.request_id, key_id=ctx.key.id, tenant=ctx.key.tenant, created=ctx.arrived,
             endpoint=ctx.endpoint, model=model, provider=fields.pop("provider", None), status=status,
-            error=error, routed=ctx.endpoint == "router", **fields,
+            error=error, routed=ctx.endpoint == "router", router_version=ctx.router_version, **fields,
         )  # fmt: skip
         self.metrics.outcome(row, tried)
         logs.note(model=row.model, provider=row.provider, ttft_ms=row.ttft_ms)

@@ -5,6 +5,7 @@ POST   /v1/admin/router/rollback
 POST   /v1/admin/router/shadow    {"artifacts": "/abs/path"}
 DELETE /v1/admin/router/shadow
 GET    /v1/admin/router           {"version", "previous", "shadow", "learning"}
+GET    /v1/admin/router/stats     ?start=&end=   routed requests and mean "score" per version and model
 """
 
 from pathlib import Path
@@ -18,6 +19,7 @@ from ..gateway import Gateway
 from ..protocol import parse_body
 from ..rollout import Loaded, Rollout
 from . import gateway
+from .usage import time_param
 
 router = APIRouter(tags=["admin"])
 
@@ -33,6 +35,33 @@ async def state(request: Request) -> dict[str, Any]:
     """The versions, and per model what this worker's feedback taught (service/learning.py)."""
     rollout = await _admin(request)
     return {**rollout.state(), "learning": gateway(request).learner.state()}
+
+
+@router.get("/v1/admin/router/stats")
+async def stats(request: Request) -> dict[str, Any]:
+    """From the ledger (every worker's, across restarts): per router version and model, the routed
+    requests, their share of the version's traffic, how many got a "score" and its mean."""
+    rollout = await _admin(request)
+    q = request.query_params
+    since, until = time_param(q.get("start"), "start"), time_param(q.get("end"), "end")
+    store = gateway(request).store
+    assert store is not None
+    rows = await store.router_stats(since, until)
+    per_version: dict[str | None, int] = {}
+    for r in rows:
+        per_version[r.version] = per_version.get(r.version, 0) + r.requests
+    data = [
+        {
+            "version": r.version,
+            "model": r.model,
+            "requests": r.requests,
+            "share": round(r.requests / per_version[r.version], 4),
+            "feedback_count": r.scored,
+            "mean_score": None if r.mean_score is None else round(r.mean_score, 4),
+        }
+        for r in rows
+    ]
+    return {"object": "list", "current": rollout.state()["version"], "data": data}
 
 
 @router.post("/v1/admin/router/reload")

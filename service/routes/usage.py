@@ -17,7 +17,7 @@ async def usage(request: Request) -> dict[str, Any]:
     gw = gateway(request)
     ctx = await gw.authenticate(request, "usage")
     q = request.query_params
-    since, until = _time(q.get("start"), "start"), _time(q.get("end"), "end")
+    since, until = time_param(q.get("start"), "start"), time_param(q.get("end"), "end")
     limit = _int(q.get("limit"), "limit", 1000)
     key_id: str | None = ctx.key.id
     tenant: str | None = None
@@ -35,7 +35,8 @@ async def usage(request: Request) -> dict[str, Any]:
     return {"object": "list", "data": data, "totals": totals}
 
 
-def _time(value: str | None, name: str) -> float | None:
+def time_param(value: str | None, name: str) -> float | None:
+    """A query parameter's unix-or-ISO time; a 400 naming it when it is neither."""
     try:
         return parse_time(value)
     except ValueError:

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import astuple, fields
 from typing import Any
 
-from ._types import Deployment, Feedback, KeyRecord, TrainingRow, UsageRow
+from ._types import Deployment, Feedback, KeyRecord, RouterStat, TrainingRow, UsageRow
 from .errors import StoreError
 
 # Migration N is MIGRATIONS[N - 1]; append, never edit one that has shipped.
@@ -100,6 +100,7 @@ MIGRATIONS: list[list[str]] = [
             created DOUBLE PRECISION NOT NULL
         )""",
     ],
+    ["ALTER TABLE usage ADD COLUMN router_version TEXT"],
 ]
 
 LATEST = len(MIGRATIONS)
@@ -283,14 +284,39 @@ _TRAINING = (
 def training_query(since: float | None, until: float | None) -> tuple[str, tuple[Any, ...]]:
     """The statement and parameters of `Store.training_rows`: answered requests (not decisions
     alone, not failures) with a prompt and a "score", oldest first."""
-    sql, params = _TRAINING, []
+    sql, params = _in_range(_TRAINING, [], since, until)
+    return sql + " ORDER BY u.created, u.request_id", params
+
+
+def _in_range(
+    sql: str, params: list[Any], since: float | None, until: float | None
+) -> tuple[str, tuple[Any, ...]]:
+    """`sql` (ending in a WHERE clause on `usage u`) limited to `since <= u.created < until`."""
     if since is not None:
         sql += " AND u.created >= ?"
         params.append(since)
     if until is not None:
         sql += " AND u.created < ?"
         params.append(until)
-    return sql + " ORDER BY u.created, u.request_id", tuple(params)
+    return sql, tuple(params)
+
+
+_ROUTER_STATS = (
+    "SELECT u.router_version, u.model, COUNT(*), COUNT(f.score), AVG(f.score) FROM usage u "
+    "LEFT JOIN feedback f ON f.request_id = u.request_id AND f.key_id = u.key_id AND f.metric = 'score' "
+    "WHERE u.routed = ?"
+)
+
+
+def router_stats_query(since: float | None, until: float | None) -> tuple[str, tuple[Any, ...]]:
+    """The statement and parameters of `Store.router_stats`."""
+    sql, params = _in_range(_ROUTER_STATS, [True], since, until)
+    return sql + " GROUP BY u.router_version, u.model ORDER BY u.router_version, u.model", params
+
+
+def router_stat_from_row(row: Sequence[Any]) -> RouterStat:
+    version, model, requests, scored, mean = row
+    return RouterStat(version, model, int(requests), int(scored), None if mean is None else float(mean))
 
 
 def training_from_row(row: Sequence[Any]) -> TrainingRow:

@@ -65,6 +65,8 @@ class UsageRow:
     """Error code when the request failed, e.g. "upstream_error", "client_disconnected"."""
     routed: bool = False
     """True when /v1/router chose the model."""
+    router_version: str | None = None
+    """The version of the router that chose the model (routed requests; rows before it: None)."""
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,18 @@ class TrainingRow:
     score: float
     cost_usd: float
     output_tokens: int
+
+
+@dataclass(frozen=True)
+class RouterStat:
+    """Routed requests of one (router version, model) over a time range, and their "score" feedback."""
+
+    version: str | None
+    model: str | None
+    requests: int
+    scored: int
+    """Requests among them with a "score" feedback."""
+    mean_score: float | None
 
 
 @dataclass(frozen=True)
@@ -203,6 +217,10 @@ class Store(ABC):
         self, since: float | None = None, until: float | None = None
     ) -> list[TrainingRow]:
         """Answered requests in `[since, until)` that have a prompt and a "score", oldest first."""
+
+    @abstractmethod
+    async def router_stats(self, since: float | None = None, until: float | None = None) -> list[RouterStat]:
+        """Routed requests in `[since, until)` per (router version, model), with their mean "score"."""
 
     @abstractmethod
     async def feedback(

@@ -21,7 +21,7 @@ from psycopg.rows import TupleRow
 from psycopg_pool import AsyncConnectionPool
 
 from . import _schema as schema
-from ._types import Deployment, Feedback, KeyRecord, Store, TrainingRow, UsageRow
+from ._types import Deployment, Feedback, KeyRecord, RouterStat, Store, TrainingRow, UsageRow
 from .errors import StoreError, redact
 
 __all__ = ["PostgresStore"]
@@ -242,6 +242,11 @@ class PostgresStore(Store):
         query, params = schema.training_query(since, until)
         rows = await self._fetchall(query, params, "cannot read training rows")
         return [schema.training_from_row(row) for row in rows]
+
+    async def router_stats(self, since: float | None = None, until: float | None = None) -> list[RouterStat]:
+        query, params = schema.router_stats_query(since, until)
+        rows = await self._fetchall(query, params, "cannot read router statistics")
+        return [schema.router_stat_from_row(row) for row in rows]
 
     # -- feedback -----------------------------------------------------------------------------
     async def put_feedback(self, feedback: Feedback) -> bool:

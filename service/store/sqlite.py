@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from . import _schema as schema
-from ._types import Deployment, Feedback, KeyRecord, Store, TrainingRow, UsageRow
+from ._types import Deployment, Feedback, KeyRecord, RouterStat, Store, TrainingRow, UsageRow
 from .errors import StoreError
 
 __all__ = ["SQLiteStore"]
@@ -182,6 +182,10 @@ class SQLiteStore(Store):
     ) -> list[TrainingRow]:
         sql, params = schema.training_query(since, until)
         return [schema.training_from_row(row) for row in await self._run(_fetchall, sql, params)]
+
+    async def router_stats(self, since: float | None = None, until: float | None = None) -> list[RouterStat]:
+        sql, params = schema.router_stats_query(since, until)
+        return [schema.router_stat_from_row(row) for row in await self._run(_fetchall, sql, params)]
 
     # -- feedback -----------------------------------------------------------------------------
     async def put_feedback(self, feedback: Feedback) -> bool:

@@ -72,6 +72,20 @@ def test_traffic_leaves_a_model_whose_answers_got_worse(learning: Gateway, fresh
     samples = prom.scrape(learning)
     assert prom.value(samples, "pureai_router_quality_shift", model="gpt-4o") < -0.05
 
+    # The ledger's view, for the console: share and mean feedback per router version and model.
+    r = learning.http.get("/v1/admin/router/stats", headers=learning.admin())
+    assert r.status_code == 200, r.text
+    stats = {row["model"]: row for row in r.json()["data"]}
+    assert {row["version"] for row in r.json()["data"]} == {r.json()["current"]}
+    models = before + after
+    for model in POOL:
+        assert stats[model]["requests"] == stats[model]["feedback_count"] == models.count(model)
+        assert stats[model]["share"] == pytest.approx(models.count(model) / len(models), abs=1e-4)
+    assert stats["gpt-4o"]["mean_score"] < stats["gpt-4o-mini"]["mean_score"] == 1.0
+    assert learning.http.get("/v1/admin/router/stats", headers=h(key)).status_code in (401, 403)
+    bad = learning.http.get("/v1/admin/router/stats", headers=learning.admin(), params={"start": "soon"})
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "start"
+
 
 def test_exploration_says_so_and_stays_within_cost_weight_and_budget(learning: Gateway) -> None:
     key = learning.new_key(tenant="t-explore")

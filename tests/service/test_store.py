@@ -31,6 +31,7 @@ from service.store import (
     Feedback,
     KeyRecord,
     PostgresStore,
+    RouterStat,
     SQLiteStore,
     Store,
     StoreError,
@@ -370,6 +371,36 @@ def test_training_rows_join_prompts_feedback_and_answers(engine: Engine) -> None
     asyncio.run(body())
 
 
+def test_router_stats_per_version_and_model(engine: Engine) -> None:
+    async def body() -> None:
+        async with opened(engine.make()) as store:
+            routed = {"endpoint": "router", "routed": True}
+            rows = [
+                row("a", model="m1", router_version="v1", **routed),
+                row("b", model="m1", router_version="v1", **routed),
+                row("c", model="m2", router_version="v1", **routed),
+                row("d", model="m2", router_version="v2", **routed),
+                row("e", model="m2", router_version="v2", created=500.0, **routed),  # after `until`
+                row("f", model="m1"),  # not routed
+            ]
+            for r in rows:
+                await store.record_usage(r)
+            assert (await store.usage_of("a"))[0].router_version == "v1"
+            await store.put_feedback(Feedback("a", "score", 1.0, "k1", 200.0))
+            await store.put_feedback(Feedback("b", "score", 0.5, "k1", 200.0))
+            await store.put_feedback(Feedback("b", "tone", 0.0, "k1", 200.0))  # another metric
+            await store.put_feedback(Feedback("c", "score", 0.0, "k2", 200.0))  # not the requester's key
+            await store.put_feedback(Feedback("f", "score", 0.0, "k1", 200.0))
+            assert await store.router_stats(until=400.0) == [
+                RouterStat("v1", "m1", 2, 2, 0.75),
+                RouterStat("v1", "m2", 1, 0, None),
+                RouterStat("v2", "m2", 1, 0, None),
+            ]
+            assert await store.router_stats(since=400.0) == [RouterStat("v2", "m2", 1, 0, None)]
+
+    asyncio.run(body())
+
+
 def test_floats_round_trip_exactly(engine: Engine) -> None:
     costs = [0.1 + 0.2, 1 / 3, 1e-15, 123456.78901234567, math.pi * 1e-7, 2.2250738585072014e-308]
     rows = [
@@ -630,6 +661,7 @@ def test_public_names() -> None:
             "Deployment",
             "Feedback",
             "KeyRecord",
+            "RouterStat",
             "UsageRow",
             "Store",
             "StoreError",
