@@ -27,7 +27,6 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Locator, Page, Request, expect, sync_playwright
 
-from models_registry import load_catalogue
 from tests.service.fake_upstream import FakeUpstream
 from tests.service.gateway_server import ADMIN_KEY, Gateway
 
@@ -50,6 +49,7 @@ DESKTOP = {"width": 1280, "height": 900}
 DOCUMENTED = re.compile(
     r"GET /v1/models|GET /v1/providers|POST /v1/router|GET /v1/usage"
     r"|(GET|POST) /v1/admin/keys|DELETE /v1/admin/keys/[^/]+"
+    r"|(GET|POST) /v1/admin/deployments|DELETE /v1/admin/deployments/[^/]+"
 )
 PHONE = {"width": 375, "height": 812}
 
@@ -106,7 +106,9 @@ def test_the_gateway_serves_the_console_at_ui(gateway: Gateway) -> None:
     assert missing.status_code == 404 and "error" in missing.json()
 
 
-@pytest.mark.parametrize("path", ["/ui/", "/ui/index.html", "/ui/js/main.js", "/ui/vendor/uplot/uPlot.esm.js"])
+@pytest.mark.parametrize(
+    "path", ["/ui/", "/ui/index.html", "/ui/js/main.js", "/ui/vendor/uplot/uPlot.esm.js"]
+)
 def test_console_files_are_revalidated_on_every_use(gateway: Gateway, path: str) -> None:
     """`no-cache` with an ETag: a browser keeps the files but asks each time, and a file that has not
     changed costs a body-less 304 (the names carry no hash, so an upgrade must never mix versions)."""
@@ -494,54 +496,75 @@ def test_a_key_made_in_the_console_works_shows_in_usage_and_is_refused_once_revo
     console.shot(shots, "keys")
 
 
-def test_the_deployment_form_writes_a_catalogue_entry_that_loads(
-    browser: Browser, gateway: Gateway, catalogue_file: Path, tmp_path: Path
+def test_a_deployment_registered_in_the_console_serves_and_is_removed(
+    console: Console, gateway: Gateway, fresh: tuple[FakeUpstream, FakeUpstream], shots: Path
 ) -> None:
-    context = browser.new_context(viewport=DESKTOP, permissions=["clipboard-read", "clipboard-write"])
-    try:
-        console = Console(context.new_page(), gateway)
-        page = console.page
-        console.sign_in("keys")
-        console.ready("keys")
-        for model in ("pureai/gemma-3-4b-it", "pureai/DeepSeek-R1-Distill-Llama-8B"):
-            providers = gateway.http.get("/v1/providers", headers=gateway.admin(), params={"model": model})
-            listed = ", ".join(f"{p['id']} ({p['type']})" for p in providers.json()["providers"])
-            cells = page.locator(f'#deployments-table tr[data-model="{model}"] td')
-            expect(cells.nth(1)).to_have_text(listed)
+    page = console.page
+    console.sign_in("keys")
+    console.ready("keys")
+    for model in ("pureai/gemma-3-4b-it", "pureai/DeepSeek-R1-Distill-Llama-8B"):  # the catalogue file's
+        providers = gateway.http.get("/v1/providers", headers=gateway.admin(), params={"model": model})
+        listed = ", ".join(f"{p['id']} ({p['type']})" for p in providers.json()["providers"])
+        cells = page.locator(f'#deployments-table tr[data-model="{model}"] td')
+        expect(cells.nth(0)).to_have_text("catalogue file")
+        expect(cells.nth(2)).to_have_text(listed)
 
-        page.get_by_label("Model id").fill("my-llama")
-        page.get_by_label("Base URL (OpenAI-compatible)").fill("ftp://10.0.0.5/v1")
-        expect(page.locator("#deploy-error")).to_contain_text("must be an http:// or https:// URL")
-        expect(page.get_by_role("button", name="Copy snippet")).to_be_disabled()
-        page.get_by_label("Base URL (OpenAI-compatible)").fill("http://10.0.0.5:8000/v1")
-        page.get_by_label("API key environment variable").first.fill("MY_LLAMA_KEY")
-        page.get_by_role("button", name="Add a backup provider").click()
-        page.get_by_label("Provider id").fill("backup-host")
-        page.locator("#deploy-backups").get_by_label("Base URL").fill("https://other.example/v1")
-        page.locator("#deploy-backups").get_by_label("API key environment variable").fill("OTHER_HOST_KEY")
-        expect(page.locator("#deploy-error")).to_be_empty()
-        page.get_by_role("button", name="Copy snippet").click()
-        expect(page.locator("#copy-toml-status")).to_have_text("Copied.")
-        snippet = page.locator("#deploy-toml").inner_text()
-        assert page.evaluate("navigator.clipboard.readText()") == snippet
-        assert problems_free(console)
-    finally:
-        context.close()
+    name = "console-" + os.urandom(3).hex()
+    model = f"pureai/{name}"
+    secret = "sk-console-" + os.urandom(6).hex()
+    console.expected_errors.append("status of 400")
+    page.get_by_label("Model id").fill(name)
+    page.get_by_label("Base URL (OpenAI-compatible)").fill("ftp://10.0.0.5/v1")
+    page.get_by_role("button", name="Register deployment").click()
+    error = page.locator("#deploy-error")
+    expect(error).to_contain_text("must be an http:// or https:// URL")  # the gateway's own check
+    base = page.get_by_label("Base URL (OpenAI-compatible)")
+    expect(base).to_be_focused()
+    expect(base).to_have_attribute("aria-invalid", "true")
 
-    extended = tmp_path / "catalogue.toml"
-    extended.write_text(catalogue_file.read_text() + "\n" + snippet)
-    entry = load_catalogue(extended).models["pureai/my-llama"]
-    assert (entry.owned_by, entry.input_per_mtok, entry.output_per_mtok, entry.context_window) == (
-        "pureai",
-        0.02,
-        0.04,
-        131072,
+    base.fill(fresh[1].url)
+    page.get_by_label("API key", exact=True).fill(secret)
+    page.get_by_label("Input USD / 1M tokens").fill("0.1")
+    page.get_by_label("Output USD / 1M tokens").fill("0.2")
+    page.get_by_label("Context window").fill("16384")
+    page.get_by_role("button", name="Add a backup provider").click()
+    expect(page.get_by_label("Provider id")).to_be_focused()  # the keyboard lands in the new row
+    page.keyboard.type("replica-a")
+    page.locator("#deploy-backups").get_by_label("Base URL").fill(fresh[0].url)
+    page.get_by_label("Model id").press("Enter")  # submits the form
+    expect(page.locator("#deployments-status")).to_contain_text(
+        f"Registered {model}. 1 registered deployment"
     )
-    assert (entry.api_base, entry.api_key_env) == ("http://10.0.0.5:8000/v1", "MY_LLAMA_KEY")
-    assert [(p.id, p.type, p.api_base, p.api_key_env) for p in entry.providers] == [
-        ("pureai", "primary", None, None),  # the model's endpoint and key
-        ("backup-host", "backup", "https://other.example/v1", "OTHER_HOST_KEY"),
-    ]
+    expect(page.locator("#deployments-title")).to_be_focused()
+    expect(error).to_be_empty()
+    row = page.locator(f'#deployments-table tr[data-model="{model}"] td')
+    expect(row.nth(0)).to_have_text("registered")
+    expect(row.nth(1)).to_have_text(fresh[1].url)
+    expect(row.nth(2)).to_have_text("pureai (primary), replica-a (backup)")
+    expect(row.nth(3)).to_have_text("0.1 / 0.2")
+    expect(row.nth(4)).to_have_text("16,384")
+    expect(row.nth(5)).to_have_text("set")
+    expect(
+        page.locator("#key-models").get_by_label(model, exact=True)
+    ).to_be_visible()  # a key may be limited to it
+    assert secret not in page.content()
+    console.shot(shots, "deployments")
+
+    chat = {"model": model, "messages": [{"role": "user", "content": "Hello from the console"}]}
+    r = gateway.http.post("/v1/chat/completions", headers=gateway.admin(), json=chat)
+    assert r.status_code == 200, r.text
+    assert r.json()["choices"][0]["message"]["content"] == "Hello from B: Hello from the console"
+    assert fresh[1].requests()[-1]["headers"]["authorization"] == f"Bearer {secret}"
+
+    page.get_by_role("button", name=f"Remove {model}").click()
+    dialog = page.get_by_role("dialog", name="Remove this deployment?")
+    expect(dialog).to_be_visible()
+    dialog.get_by_role("button", name="Remove").click()
+    expect(page.locator("#deployments-status")).to_contain_text(f"Removed {model}. 0 registered deployments")
+    expect(page.locator(f'#deployments-table tr[data-model="{model}"]')).to_have_count(0)
+    r = gateway.http.post("/v1/chat/completions", headers=gateway.admin(), json=chat)
+    assert r.status_code == 404 and r.json()["error"]["code"] == "model_not_found"
+    assert secret not in gateway.logs()
 
 
 def problems_free(console: Console) -> bool:

@@ -28,6 +28,7 @@ export class ApiError extends Error {
     this.status = status;
     this.type = error?.type ?? null;
     this.code = error?.code ?? null;
+    this.param = error?.param ?? null;
   }
 }
 

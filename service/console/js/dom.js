@@ -70,6 +70,14 @@ export async function copy(text, fallback) {
   }
 }
 
+/** Show the modal `dialog`; resolves to whether it was closed with its button of value `value`. */
+export async function confirmed(dialog, value) {
+  dialog.returnValue = "";
+  dialog.showModal();
+  await new Promise((resolve) => dialog.addEventListener("close", resolve, { once: true }));
+  return dialog.returnValue === value;
+}
+
 /** `fn` called at most once per `wait` ms of quiet. */
 export function debounce(fn, wait) {
   let timer = null;

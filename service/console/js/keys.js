@@ -1,14 +1,11 @@
-// Keys and deployments: the admin API (POST/GET /v1/admin/keys, DELETE /v1/admin/keys/{id}),
-// the catalogue's pureai/ deployments (GET /v1/models, GET /v1/providers) and a form writing the
-// catalogue snippet that registers a new one (the catalogue is a file: there is no API for it).
+// Keys and deployments: the admin API for keys (POST/GET /v1/admin/keys, DELETE
+// /v1/admin/keys/{id}); the deployments section is deployments.js.
 
 import { call } from "./api.js";
-import { $, $$, copy, fill, h, int, usd, when } from "./dom.js";
-import { snippet } from "./toml.js";
+import * as deployments from "./deployments.js";
+import { $, $$, confirmed, copy, fill, h, int, usd, when } from "./dom.js";
 
 let keys = [];
-let backupSerial = 0;
-let touched = false; // the deployment form's problems show once someone has typed in it
 
 // -- keys -----------------------------------------------------------------------------------------
 
@@ -94,13 +91,9 @@ async function create(event) {
 }
 
 async function revoke(key) {
-  const dialog = $("#revoke-dialog");
   $("#revoke-dialog-text").textContent =
     `Requests with “${key.name || key.id}” (${key.id}, tenant ${key.tenant}) will be refused from now on. This cannot be undone.`;
-  dialog.returnValue = "";
-  dialog.showModal();
-  await new Promise((resolve) => dialog.addEventListener("close", resolve, { once: true }));
-  if (dialog.returnValue !== "revoke") return;
+  if (!(await confirmed($("#revoke-dialog"), "revoke"))) return;
   let note;
   try {
     await call(`v1/admin/keys/${encodeURIComponent(key.id)}`, { method: "DELETE" });
@@ -112,68 +105,25 @@ async function revoke(key) {
   $("#keys-list-title").focus?.();
 }
 
-// -- deployments --------------------------------------------------------------------------------
-
-async function loadDeployments(models) {
-  const custom = models.filter((m) => m.id.startsWith("pureai/"));
-  const rows = await Promise.all(
-    custom.map(async (m) => {
-      try {
-        return { model: m, providers: (await call("v1/providers", { query: { model: m.id } })).providers };
-      } catch (exc) {
-        return { model: m, providers: [], error: exc.message };
-      }
-    }),
-  );
-  fill(
-    $("#deployments-table tbody"),
-    rows.length
-      ? rows.map(({ model, providers, error }) =>
-          h("tr", { dataset: { model: model.id } },
-            h("th", { scope: "row" }, model.id),
-            h("td", {}, model.owned_by),
-            h("td", {}, error ?? providers.map((p) => `${p.id} (${p.type}${p.enabled ? "" : ", disabled"})`).join(", "))))
-      : h("tr", {}, h("td", { colspan: 3, class: "empty" }, "No pureai/ deployments in this gateway's catalogue.")),
-  );
-}
-
-function backupRow() {
-  const n = ++backupSerial;
-  const field = (name, label, attrs = {}) =>
-    h("div", { class: "field" },
-      h("label", { for: `backup-${name}-${n}` }, label),
-      h("input", { id: `backup-${name}-${n}`, autocomplete: "off", spellcheck: "false", dataset: { part: name }, oninput: renderSnippet, ...attrs }));
-  const li = h("li", { class: "backup" },
-    field("id", "Provider id", { placeholder: "backup-host" }),
-    field("base", "Base URL", { type: "url", placeholder: "https://other-host.example/v1" }),
-    field("env", "API key environment variable", { placeholder: "OTHER_HOST_KEY" }),
-    h("button", { type: "button", class: "quiet", onclick: () => { li.remove(); renderSnippet(); } }, "Remove this provider"));
-  $("#deploy-backups").append(li);
-  $("input", li).focus();
-}
-
-function renderSnippet() {
-  const backups = $$("#deploy-backups li").map((li) => ({
-    id: $('[data-part="id"]', li).value.trim(),
-    api_base: $('[data-part="base"]', li).value.trim(),
-    api_key_env: $('[data-part="env"]', li).value.trim(),
-  }));
-  const { text, errors } = snippet({
-    id: $("#deploy-id").value.trim(),
-    api_base: $("#deploy-base").value.trim(),
-    api_key_env: $("#deploy-key-env").value.trim(),
-    input_per_mtok: $("#deploy-in").value,
-    output_per_mtok: $("#deploy-out").value,
-    context_window: $("#deploy-context").value,
-    quality: $("#deploy-quality").value,
-    backups,
-  });
-  $("#deploy-toml").textContent = text;
-  $("#deploy-error").textContent = touched ? errors.join(" ") : "";
-  $("#copy-toml").disabled = errors.length > 0;
-}
-
 // -- set-up -------------------------------------------------------------------------------------
+
+/** The models a new key may be limited to (GET /v1/models), re-read after a deployment changes. */
+async function loadModels() {
+  let models = [];
+  try {
+    models = (await call("v1/models")).data;
+  } catch (exc) {
+    $("#keys-status").textContent = `Could not list the models: ${exc.message}`;
+  }
+  const checked = new Set($$("#key-models input").filter((b) => b.checked).map((b) => b.value));
+  fill(
+    $("#key-models"),
+    models.map((m, i) =>
+      h("li", {},
+        h("input", { type: "checkbox", id: `key-model-${i}`, value: m.id, checked: checked.has(m.id) }),
+        h("label", { for: `key-model-${i}` }, m.id))),
+  );
+}
 
 export async function init() {
   $("#key-form").addEventListener("submit", create);
@@ -181,36 +131,11 @@ export async function init() {
   $("#copy-key").addEventListener("click", async () => {
     $("#copy-key-status").textContent = await copy($("#new-key-secret").textContent, $("#new-key-secret"));
   });
-  $("#deploy-form").addEventListener("input", () => {
-    touched = true;
-    renderSnippet();
-  });
-  $("#deploy-form").addEventListener("submit", (e) => e.preventDefault());
-  $("#add-backup").addEventListener("click", () => {
-    backupRow();
-    renderSnippet();
-  });
-  $("#copy-toml").addEventListener("click", async () => {
-    $("#copy-toml-status").textContent = await copy($("#deploy-toml").textContent, $("#deploy-toml"));
-  });
-  renderSnippet();
-  let models = [];
-  try {
-    models = (await call("v1/models")).data;
-  } catch (exc) {
-    $("#keys-status").textContent = `Could not list the models: ${exc.message}`;
-  }
-  fill(
-    $("#key-models"),
-    models.map((m, i) =>
-      h("li", {},
-        h("input", { type: "checkbox", id: `key-model-${i}`, value: m.id }),
-        h("label", { for: `key-model-${i}` }, m.id))),
-  );
-  await loadDeployments(models);
+  deployments.init(loadModels);
+  await loadModels();
 }
 
-/** Each visit re-reads the keys. */
+/** Each visit re-reads the keys and the deployments. */
 export async function show() {
-  await loadKeys();
+  await Promise.all([loadKeys(), deployments.load()]);
 }

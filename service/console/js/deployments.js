@@ -1,0 +1,193 @@
+// Custom deployments: those registered through the admin API (POST/GET /v1/admin/deployments,
+// DELETE /v1/admin/deployments/{id}) and the catalogue file's pureai/ models (GET /v1/models,
+// GET /v1/providers), listed together; a form registers a new one, a button removes one.
+
+import { call } from "./api.js";
+import { $, $$, confirmed, fill, h, int } from "./dom.js";
+
+let backupSerial = 0;
+let onChange = () => {}; // told after a deployment is registered or removed (the key form's models)
+
+// The form's field for each `param` the gateway may name in a 400 (providers[i].x: backup row i).
+const FIELDS = {
+  id: "#deploy-id",
+  api_base: "#deploy-base",
+  api_key: "#deploy-key",
+  input_per_mtok: "#deploy-in",
+  output_per_mtok: "#deploy-out",
+  context_window: "#deploy-context",
+  quality_priors: "#deploy-quality",
+};
+const BACKUP_PARTS = { id: "id", api_base: "base", api_key: "key" };
+
+function price(value) {
+  return value === 0 ? "0" : String(Number(value.toPrecision(4)));
+}
+
+function providersText(providers) {
+  return providers.map((p) => `${p.id} (${p.type}${p.enabled ? "" : ", disabled"})`).join(", ");
+}
+
+function row({ model, source, base, providers, prices, context, key, remove }) {
+  return h("tr", { dataset: { model, source } },
+    h("th", { scope: "row" }, model),
+    h("td", {}, source),
+    h("td", { class: "url" }, base ?? "—"),
+    h("td", {}, providers),
+    h("td", { class: "num" }, prices ?? "—"),
+    h("td", { class: "num" }, context ?? "—"),
+    h("td", {}, key),
+    h("td", {}, remove ? h("button", { type: "button", class: "danger small", "aria-label": `Remove ${model}`, onclick: remove }, "Remove") : null));
+}
+
+/** Re-read both kinds; `note` goes before the count in the status line. */
+export async function load(note = "") {
+  let registered = [];
+  let models = [];
+  try {
+    [registered, models] = await Promise.all([
+      call("v1/admin/deployments").then((r) => r.data),
+      call("v1/models").then((r) => r.data),
+    ]);
+  } catch (exc) {
+    $("#deployments-status").textContent = `${note}Could not list the deployments: ${exc.message}`;
+    return;
+  }
+  const mine = new Set(registered.map((d) => d.model));
+  const fromFile = models.filter((m) => m.id.startsWith("pureai/") && !mine.has(m.id));
+  const listed = await Promise.all(
+    fromFile.map(async (m) => {
+      try {
+        return { model: m.id, providers: providersText((await call("v1/providers", { query: { model: m.id } })).providers) };
+      } catch (exc) {
+        return { model: m.id, providers: exc.message };
+      }
+    }),
+  );
+  const rows = [
+    ...registered.map((d) =>
+      row({
+        model: d.model,
+        source: "registered",
+        base: d.api_base,
+        providers: providersText(d.providers),
+        prices: `${price(d.input_per_mtok)} / ${price(d.output_per_mtok)}`,
+        context: int(d.context_window),
+        key: d.api_key_set ? "set" : d.api_key_env ? `from ${d.api_key_env}` : "none",
+        remove: () => remove(d),
+      })),
+    ...listed.map(({ model, providers }) => row({ model, source: "catalogue file", providers, key: "—" })),
+  ];
+  fill(
+    $("#deployments-table tbody"),
+    rows.length ? rows : h("tr", {}, h("td", { colspan: 8, class: "empty" }, "No pureai/ deployments yet.")),
+  );
+  const n = registered.length;
+  $("#deployments-status").textContent = `${note}${n} registered ${n === 1 ? "deployment" : "deployments"}, ${listed.length} from the catalogue file.`;
+}
+
+// -- the form -----------------------------------------------------------------------------------
+
+function backupRow() {
+  const n = ++backupSerial;
+  const field = (name, label, attrs = {}) =>
+    h("div", { class: "field" },
+      h("label", { for: `backup-${name}-${n}` }, label),
+      h("input", { id: `backup-${name}-${n}`, autocomplete: "off", spellcheck: "false", dataset: { part: name }, ...attrs }));
+  const li = h("li", { class: "backup" },
+    field("id", "Provider id", { placeholder: "backup-host", required: true }),
+    field("base", "Base URL", { type: "url", placeholder: "https://other-host.example/v1" }),
+    field("key", "API key", { type: "password" }),
+    h("button", { type: "button", class: "quiet", onclick: () => { li.remove(); $("#add-backup").focus(); } }, "Remove this provider"));
+  $("#deploy-backups").append(li);
+  $("input", li).focus();
+}
+
+function text(selector, root) {
+  return $(selector, root).value.trim();
+}
+
+/** The request body, with only what was filled in (the gateway has a default for the rest). */
+function body() {
+  const out = { id: text("#deploy-id"), api_base: text("#deploy-base") };
+  const key = $("#deploy-key").value;
+  if (key) out.api_key = key;
+  for (const [field, selector] of [["input_per_mtok", "#deploy-in"], ["output_per_mtok", "#deploy-out"], ["context_window", "#deploy-context"]]) {
+    if (text(selector) !== "") out[field] = Number(text(selector));
+  }
+  if (text("#deploy-quality") !== "") out.quality_priors = { default: Number(text("#deploy-quality")) };
+  const backups = $$("#deploy-backups li").map((li) => {
+    const b = { id: text('[data-part="id"]', li) };
+    if (text('[data-part="base"]', li)) b.api_base = text('[data-part="base"]', li);
+    if ($('[data-part="key"]', li).value) b.api_key = $('[data-part="key"]', li).value;
+    return b;
+  });
+  if (backups.length) out.providers = backups;
+  return out;
+}
+
+/** The field a gateway's `param` names, if the form has it. */
+function fieldOf(param) {
+  if (!param) return null;
+  const backup = /^providers\[(\d+)\]\.(\w+)/.exec(param);
+  if (backup) {
+    const li = $$("#deploy-backups li")[Number(backup[1])];
+    return li ? $(`[data-part="${BACKUP_PARTS[backup[2]] ?? "id"}"]`, li) : null;
+  }
+  return $(FIELDS[param.split(".")[0]] ?? "#deploy-id");
+}
+
+function problem(message, field) {
+  $("#deploy-error").textContent = message;
+  if (field) {
+    field.setAttribute("aria-invalid", "true");
+    field.setAttribute("aria-errormessage", "deploy-error");
+    field.focus();
+  }
+}
+
+async function register(event) {
+  event.preventDefault();
+  for (const el of $$("#deploy-form [aria-invalid]")) el.removeAttribute("aria-invalid");
+  $("#deploy-error").textContent = "";
+  for (const el of $$("#deploy-form input")) {
+    if (!el.checkValidity()) {
+      const label = $(`label[for="${el.id}"]`).textContent;
+      return problem(`${label}: ${el.validationMessage}`, el);
+    }
+  }
+  let made;
+  try {
+    made = await call("v1/admin/deployments", { method: "POST", body: body() });
+  } catch (exc) {
+    return problem(`The deployment was not registered: ${exc.message}`, fieldOf(exc.param));
+  }
+  $("#deploy-form").reset();
+  fill($("#deploy-backups"));
+  await load(`Registered ${made.model}. `);
+  onChange();
+  $("#deployments-title").focus();
+}
+
+async function remove(deployment) {
+  $("#remove-deployment-text").textContent =
+    `Requests for ${deployment.model} will be refused from now on (404). Its settings and key are deleted.`;
+  if (!(await confirmed($("#remove-deployment-dialog"), "remove"))) return;
+  let note;
+  try {
+    await call(`v1/admin/deployments/${encodeURIComponent(deployment.id)}`, { method: "DELETE" });
+    note = `Removed ${deployment.model}. `;
+  } catch (exc) {
+    note = `Could not remove ${deployment.model}: ${exc.message}. `;
+  }
+  await load(note);
+  onChange();
+  $("#deployments-title").focus();
+}
+
+/** `changed` is called after each registration or removal. */
+export function init(changed) {
+  onChange = changed;
+  $("#deploy-form").addEventListener("submit", register);
+  $("#add-backup").addEventListener("click", backupRow);
+}
