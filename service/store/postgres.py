@@ -4,7 +4,8 @@
 `CONNECT_TIMEOUT`), runs the migrations on that connection under a transaction-level advisory lock,
 then opens the pool. Pooled connections are in autocommit mode: each statement is committed when
 the call returns. A pooled connection is checked before use, so a restarted server costs no failed
-call, and a stopped one makes the call fail within a few seconds rather than hang.
+call, and a stopped one makes the call fail within a few seconds rather than hang. Ledger rows are
+group-committed (`GroupCommit`): the rows of concurrent requests go in one transaction.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from psycopg.rows import TupleRow
 from psycopg_pool import AsyncConnectionPool
 
 from . import _schema as schema
+from ._group import GroupCommit
 from ._types import Deployment, Feedback, KeyRecord, RouterStat, Store, TrainingRow, UsageRow
 from .errors import StoreError, redact
 
@@ -50,6 +52,7 @@ class PostgresStore(Store):
         self.where = f"PostgreSQL at {redact(url)}"
         """The database, for messages and logs: the URL with its password hidden."""
         self._pool: AsyncConnectionPool[Connection] | None = None
+        self._ledger = GroupCommit(self._insert_usage)
 
     def __repr__(self) -> str:
         return f"PostgresStore({redact(self._url)!r}, schema={self.schema!r})"
@@ -150,6 +153,7 @@ class PostgresStore(Store):
         self._pool = pool
 
     async def close(self) -> None:
+        await self._ledger.flush()
         pool, self._pool = self._pool, None
         if pool is not None:
             with self._errors("cannot close the store"):
@@ -189,8 +193,17 @@ class PostgresStore(Store):
 
     # -- ledger -------------------------------------------------------------------------------
     async def record_usage(self, row: UsageRow) -> None:
-        action = f"cannot record usage of request {row.request_id!r}"
-        await self._execute(schema.INSERT_USAGE, schema.usage_params(row), action)
+        await self._ledger.put(row)
+
+    async def _insert_usage(self, rows: list[UsageRow]) -> None:
+        """Insert rows in one transaction (psycopg pipelines the statements: one round trip)."""
+        pool = self._ready()
+        ids = ", ".join(repr(row.request_id) for row in rows[:3]) + (", ..." if len(rows) > 3 else "")
+        with self._errors(f"cannot record usage of request {ids}"):
+            async with pool.connection() as conn, conn.transaction(), conn.cursor() as cursor:
+                await cursor.executemany(
+                    schema.pyformat(schema.INSERT_USAGE), [schema.usage_params(row) for row in rows]
+                )
 
     async def usage(
         self,

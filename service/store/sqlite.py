@@ -3,7 +3,9 @@
 One connection, shared by every call under a lock; each call runs in a worker thread
 (`asyncio.to_thread`) so the event loop never waits on the disk. The file is in WAL mode with
 `synchronous=FULL`: a row is on disk when `record_usage` returns, and survives the process being
-killed. Every statement outside migrations runs in autocommit mode, so it is committed on return.
+killed. Ledger rows are group-committed (`GroupCommit`: the rows of concurrent requests share one
+transaction, so one fsync); every other statement outside migrations runs in autocommit mode, so it
+is committed on return.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from . import _schema as schema
+from ._group import GroupCommit
 from ._types import Deployment, Feedback, KeyRecord, RouterStat, Store, TrainingRow, UsageRow
 from .errors import StoreError
 
@@ -36,6 +39,7 @@ class SQLiteStore(Store):
         self.path = Path(path)
         self._conn: sqlite3.Connection | None = None
         self._lock = threading.Lock()
+        self._ledger = GroupCommit(self._insert_usage)
 
     def __repr__(self) -> str:
         return f"SQLiteStore({str(self.path)!r})"
@@ -95,6 +99,7 @@ class SQLiteStore(Store):
             self._conn = conn
 
     async def close(self) -> None:
+        await self._ledger.flush()
         await asyncio.to_thread(self._close)
 
     def _close(self) -> None:
@@ -136,7 +141,10 @@ class SQLiteStore(Store):
 
     # -- ledger -------------------------------------------------------------------------------
     async def record_usage(self, row: UsageRow) -> None:
-        await self._run(_execute, schema.INSERT_USAGE, schema.usage_params(row))
+        await self._ledger.put(row)
+
+    async def _insert_usage(self, rows: list[UsageRow]) -> None:
+        await self._run(_insert_many, schema.INSERT_USAGE, [schema.usage_params(row) for row in rows])
 
     async def usage(
         self,
@@ -208,6 +216,18 @@ class SQLiteStore(Store):
 def _execute(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> int:
     """Run one statement (committed on return, autocommit); the number of rows it changed."""
     return conn.execute(sql, params).rowcount
+
+
+def _insert_many(conn: sqlite3.Connection, sql: str, params: list[tuple[Any, ...]]) -> None:
+    """Insert rows in one transaction: one commit (one fsync of the WAL) for all of them."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.executemany(sql, params)
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
 
 
 def _fetchone(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> Any:

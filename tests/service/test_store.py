@@ -506,6 +506,39 @@ def test_acknowledged_row_survives_sigkill(engine: Engine) -> None:
     asyncio.run(read_back())
 
 
+def test_concurrent_rows_share_commits_and_fail_alone(engine: Engine) -> None:
+    """Rows recorded together are committed together; a row the database refuses fails only its
+    own caller, the others in its batch are committed."""
+    good = [row(f"r{i}", created=100.0 + i) for i in range(40)]
+    bad = row("bad", model={"not": "text"})  # neither driver can bind a dict
+
+    async def body() -> None:
+        async with opened(engine.make()) as store:
+            results = await asyncio.gather(
+                *(store.record_usage(r) for r in [*good[:20], bad, *good[20:]]), return_exceptions=True
+            )
+            assert isinstance(results[20], StoreError)
+            assert results[:20] + results[21:] == [None] * 40
+            assert await store.usage(limit=100) == sorted(good, key=lambda r: -r.created)
+
+    asyncio.run(body())
+
+
+def test_close_commits_queued_rows(engine: Engine) -> None:
+    rows = [row(f"r{i}", created=100.0 + i) for i in range(30)]
+
+    async def body() -> None:
+        store = engine.make()
+        await store.open()
+        puts = [asyncio.create_task(store.record_usage(r)) for r in rows]
+        closing = asyncio.create_task(store.close())  # runs after every put has queued its row
+        await asyncio.gather(*puts, closing)
+        async with opened(engine.make()) as again:
+            assert await again.usage(limit=100) == sorted(rows, key=lambda r: -r.created)
+
+    asyncio.run(body())
+
+
 # -- reachability -----------------------------------------------------------------------------
 def test_unreachable_store_fails_fast(engine: Engine, tmp_path: Path) -> None:
     if engine.name == "sqlite":
