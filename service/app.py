@@ -11,13 +11,15 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.middleware.asyncexitstack import AsyncExitStackMiddleware
+from starlette.middleware.exceptions import ExceptionMiddleware
 from starlette.responses import RedirectResponse, Response
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp
 
 from . import errors, logs
-from .capacity import Capacity
 from .gateway import Gateway
-from .middleware import Guard, Observe
+from .middleware import Edge
 from .routes import (
     admin,
     completions,
@@ -55,18 +57,37 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             loop.remove_signal_handler(signal.SIGHUP)
             await gw.stop()
 
-    app = FastAPI(title="pureai-router gateway", version="0.1.0", lifespan=lifespan)
+    app = App(title="pureai-router gateway", version="0.1.0", lifespan=lifespan)
     app.state.gateway = gw
+    app.edge = {
+        "metrics": gw.metrics,
+        "max_body_bytes": settings.max_body_bytes,
+        "max_concurrency": settings.max_concurrency,
+    }
     errors.install(app)
     for module in (health, models, completions, routing, usage, feedback, admin, deployments, rollout, metrics):
         app.include_router(module.router)
     # The web console: static files that call the documented API above with the key they are given.
     app.add_api_route("/ui", _to_console, include_in_schema=False)
     app.mount("/ui", ConsoleFiles(directory=CONSOLE, html=True), name="console")
-    app.add_middleware(Capacity, max_concurrency=settings.max_concurrency)
-    app.add_middleware(Guard, max_body_bytes=settings.max_body_bytes)  # outermost: ids every response
-    app.add_middleware(Observe, metrics=gw.metrics)  # gives Guard its id; counts and logs every answer
     return app
+
+
+class App(FastAPI):
+    """FastAPI with a short middleware stack: `Edge` (ours: request id, capacity, body limit,
+    unexpected errors, metrics and access log) -> Starlette's ExceptionMiddleware (the handlers of
+    `errors.install`) -> FastAPI's AsyncExitStackMiddleware (which its routes require) -> the routes.
+    FastAPI's default stack put ServerErrorMiddleware and its telemetry and body-limit layers in front
+    of ours, each wrapping every `send` of every streamed event. `add_middleware` is not used here."""
+
+    edge: dict[str, Any]
+
+    def build_middleware_stack(self) -> ASGIApp:
+        handlers = {k: v for k, v in self.exception_handlers.items() if k not in (500, Exception)}
+        inner = ExceptionMiddleware(
+            AsyncExitStackMiddleware(self.router), handlers=handlers, debug=self.debug
+        )
+        return Edge(inner, **self.edge)
 
 
 class ConsoleFiles(StaticFiles):

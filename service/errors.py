@@ -12,8 +12,9 @@
     └── UpstreamError           502 upstream_error / 504 upstream_timeout / upstream status
 
 `install(app)` maps these, the router's, the registry's and the store's errors (503
-`store_unavailable`), FastAPI's validation errors and anything unexpected (500 without a
-traceback) to JSON responses in one place.
+`store_unavailable`) and FastAPI's validation errors to JSON responses in one place; anything
+unexpected becomes a 500 `internal_error` without a traceback in the one middleware
+(`middleware.Edge`).
 """
 
 from __future__ import annotations
@@ -172,12 +173,6 @@ def install(app: FastAPI) -> None:
             code=code,
         )
         return err.response()
-
-    @app.exception_handler(Exception)
-    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unexpected error on %s %s", request.method, request.url.path)
-        request_id = getattr(request.state, "request_id", None)
-        return APIError(f"internal error (request {request_id})", code="internal_error").response()
 
 
 # pydantic names the member of a union that failed in `loc` ("content.str", "stop.list[str]"): a

@@ -1,5 +1,27 @@
-"""ASGI middleware: a request id on every response, the body-size limit enforced before parsing, and
-every request counted in the metrics and written to the access log."""
+"""`Edge`: the one ASGI middleware in front of the routes, doing in one layer what five did.
+
+For every HTTP request, in this order:
+
+- **id**: a request id (`request.state.request_id`, the `x-request-id` response header and the
+  `request_id` of every log line written for it);
+- **capacity**: past `max_concurrency` requests in flight in this worker, 503 `overloaded` with
+  `Retry-After: 1` at once, before anything else is done for it (a counter, never a queue, so an
+  overloaded gateway answers in microseconds instead of letting latency grow without bound; uvicorn's
+  `--limit-concurrency` does the same, but answers in plain text and counts idle keep-alive
+  connections). A stream counts until its last byte is sent. /health and /ready are neither counted
+  nor refused, so probes see an overloaded worker as alive and ready;
+- **body limit**: bodies over `max_body_bytes` get 413, at once when Content-Length says so, else as
+  soon as the streamed body passes the limit; a malformed Content-Length gets 400;
+- **unexpected errors**: an exception no handler mapped becomes a 500 `internal_error` naming the
+  request id (never a traceback), logged with its traceback, then re-raised for the server;
+- **observation**: the request counted in the metrics (requests, latency, TTFT, in flight) and its one
+  access line at INFO, with what the pipeline noted (`logs.note`: model, provider, key id, tenant).
+  Only the path is logged, never the query string, a header or a body.
+
+It replaces Starlette's ServerErrorMiddleware, FastAPI's telemetry and body-limit layers and the
+three of ours that were stacked around the routes: each layer wrapped `send`, so every streamed
+event went through five Python calls before reaching the socket; now one.
+"""
 
 from __future__ import annotations
 
@@ -10,60 +32,26 @@ import time
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import logs
-from .errors import BadRequest, PayloadTooLarge
+from .errors import APIError, BadRequest, PayloadTooLarge, Unavailable
 from .metrics import Metrics
 
-__all__ = ["Guard", "Observe"]
+__all__ = ["Edge"]
 
+log = logging.getLogger("pureai.service")
 access_log = logging.getLogger("pureai.access")
 MAX_LOGGED_PATH = 300
+EXEMPT = frozenset({"/health", "/ready"})
+"""Paths outside the concurrency bound (probes)."""
+_NOTED = ("ttft_ms", "model", "provider", "key_id", "tenant")
 
 
-class Guard:
-    """Sets `request.state.request_id` (also the `x-request-id` response header) and refuses bodies
-    over `max_body_bytes` with 413: at once when Content-Length says so, else as soon as the
-    streamed body passes the limit."""
-
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
-        self.app = app
-        self.max_body = max_body_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        state = scope.setdefault("state", {})
-        request_id = state.get("request_id") or "req_" + secrets.token_hex(12)  # Observe's, if first
-        state["request_id"] = request_id
-        header = request_id.encode()
-
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (b"x-request-id", header)]
-            await send(message)
-
-        length = _content_length(scope)
-        error: BadRequest | PayloadTooLarge | None = None
-        if length == -1:
-            error = BadRequest("invalid Content-Length header", code="invalid_header")
-        elif length is not None and length > self.max_body:
-            error = PayloadTooLarge(_too_large(self.max_body), code="request_too_large")
-        if error is not None:
-            await error.response()(scope, receive, send_with_id)
-            return
-        await self.app(scope, _limited(receive, self.max_body), send_with_id)
-
-
-class Observe:
-    """The outermost layer: gives the request its id (the logs' `request_id`, then Guard's
-    `x-request-id`), counts it in the metrics (requests, latency, TTFT, in flight) and writes its one
-    access line at INFO, with what the pipeline noted (`logs.note`: model, provider, key id, tenant).
-    Only the path is logged, never the query string, a header or a body."""
-
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+class Edge:
+    def __init__(self, app: ASGIApp, metrics: Metrics, max_body_bytes: int, max_concurrency: int) -> None:
         self.app = app
         self.metrics = metrics
+        self.max_body = max_body_bytes
+        self.limit = max_concurrency
+        self.in_flight = 0  # counted requests (not /health, /ready) in this worker
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -72,39 +60,78 @@ class Observe:
         request_id = "req_" + secrets.token_hex(12)
         scope.setdefault("state", {})["request_id"] = request_id
         # left set when the request ends: the server runs each request in a task of its own, whose
-        # context ends with it, and the handler of unexpected errors (outside) still logs with it
+        # context ends with it, and the server's own error log still carries the id
         info = logs.begin(request_id)
+        header = (b"x-request-id", request_id.encode())
         status = 500  # if the app fails before it answers
         started = time.perf_counter()
+        response_started = False
 
-        async def send_status(message: Message) -> None:
-            nonlocal status
+        async def send_with_id(message: Message) -> None:
+            nonlocal status, response_started
             if message["type"] == "http.response.start":
                 status = message["status"]
+                response_started = True
+                message["headers"] = [*message.get("headers", ()), header]
             await send(message)
 
+        counted = scope["path"] not in EXEMPT
         self.metrics.in_flight.inc()
         try:
-            await self.app(scope, receive, send_status)
+            refusal = self._refusal(scope, counted)
+            if refusal is not None:
+                await refusal.response()(scope, receive, send_with_id)
+                return
+            if counted:
+                self.in_flight += 1
+            try:
+                await self.app(scope, _limited(receive, self.max_body), send_with_id)
+            except Exception:
+                log.exception("unexpected error on %s %s", scope.get("method"), scope.get("path"))
+                if not response_started:
+                    error = APIError(f"internal error (request {request_id})", code="internal_error")
+                    await error.response()(scope, receive, send_with_id)
+                raise
+            finally:
+                if counted:
+                    self.in_flight -= 1
         finally:
             self.metrics.in_flight.dec()
-            elapsed = time.perf_counter() - started
-            route = scope.get("route")
-            endpoint = getattr(route, "path", None) or "unmatched"
-            self.metrics.request(endpoint, status, elapsed, info.model, info.ttft_ms)
-            path = scope.get("path", "")[:MAX_LOGGED_PATH]
-            fields = {
-                "method": scope.get("method"),
-                "path": path,
-                "status": status,
-                "latency_ms": round(elapsed * 1000, 1),
-                **{
-                    name: getattr(info, name)
-                    for name in ("ttft_ms", "model", "provider", "key_id", "tenant")
-                    if getattr(info, name) is not None
-                },
-            }
-            access_log.info("%s %s %d", scope.get("method"), path, status, extra=fields)
+            self._observe(scope, info, status, time.perf_counter() - started)
+
+    def _refusal(self, scope: Scope, counted: bool) -> APIError | None:
+        """The error that answers the request before the app sees it, if any."""
+        if counted and self.in_flight >= self.limit:
+            return Unavailable(
+                f"the gateway is at capacity ({self.limit} requests in flight); retry shortly",
+                code="overloaded",
+                headers={"retry-after": "1"},
+            )
+        length = _content_length(scope)
+        if length == -1:
+            return BadRequest("invalid Content-Length header", code="invalid_header")
+        if length is not None and length > self.max_body:
+            return PayloadTooLarge(_too_large(self.max_body), code="request_too_large")
+        return None
+
+    def _observe(self, scope: Scope, info: logs.RequestInfo, status: int, elapsed: float) -> None:
+        route = scope.get("route")
+        endpoint = getattr(route, "path", None) or "unmatched"
+        self.metrics.request(endpoint, status, elapsed, info.model, info.ttft_ms)
+        if not access_log.isEnabledFor(logging.INFO):
+            return
+        path = scope.get("path", "")[:MAX_LOGGED_PATH]
+        fields = {
+            "method": scope.get("method"),
+            "path": path,
+            "status": status,
+            "latency_ms": round(elapsed * 1000, 1),
+        }
+        for name in _NOTED:
+            value = getattr(info, name)
+            if value is not None:
+                fields[name] = value
+        access_log.info("%s %s %d", scope.get("method"), path, status, extra=fields)
 
 
 def _limited(receive: Receive, limit: int) -> Receive:
