@@ -30,7 +30,7 @@ from .limits import Limiter, LimiterUnavailable, LimitResult, make_limiter
 from .metrics import Metrics
 from .rollout import Rollout
 from .settings import Settings
-from .store import KeyRecord, Store, UsageRow, open_store
+from .store import KeyRecord, Store, StoreError, UsageRow, open_store
 from .streaming import Stream, Tally
 
 __all__ = ["Context", "Gateway"]
@@ -58,6 +58,7 @@ class Context:
     receive: Receive | None = None  # the request's ASGI receive, to notice the client going away
     prompt: str | None = None  # kept with the ledger row when prompt logging is on (`note_prompt`)
     router_version: str | None = None  # of the router that decided (/v1/router)
+    predicted_quality: float | None = None  # its prediction for the chosen model, before feedback
 
     def elapsed_ms(self, now: float | None = None) -> float:
         return ((now or time.perf_counter()) - self.started) * 1000.0
@@ -92,6 +93,8 @@ class Gateway:
         )
         self._tasks: set[asyncio.Future[Any]] = set()  # ledger writes, open requests and streams
         self._prompts_purged = 0.0  # monotonic time of the last deletion of expired prompts
+        self._learning_read = -float("inf")  # monotonic time the feedback tallies were rebuilt
+        self._learning_reading = False
         self.metrics = Metrics()
         self.learner = Learner(
             settings.feedback_prior,
@@ -327,6 +330,7 @@ class Gateway:
         pool = [e.id for e in window.fitting(entries, chars)]  # too small a context window: left out
         assert self.rollout is not None and self.rollout.current is not None
         current, shadow = self.rollout.current, self.rollout.shadow  # one version per decision
+        await self._learned(current.version)
         choice = await asyncio.to_thread(
             self.learner.decide,
             current.router,
@@ -340,8 +344,7 @@ class Gateway:
         self.metrics.decision(decision.selected_model, current.version, choice.explored)
         if ctx is not None:
             ctx.router_version = current.version
-            self.rollout.remember(ctx.request_id, current.version)
-            self.learner.remember(ctx.request_id, choice, current.version)
+            ctx.predicted_quality = choice.predicted
         if shadow is not None:
             request_id = ctx.request_id if ctx else ""
             compared = self.rollout.compare(
@@ -349,6 +352,26 @@ class Gateway:
             )
             self._later(self._shadowed(compared))
         return decision
+
+    async def _learned(self, version: str) -> None:
+        """Rebuild the feedback tallies from the store when they are older than the refresh interval
+        or measure another version (one rebuild at a time; the others decide on the tallies there
+        are). A store that cannot answer leaves the tallies as they were."""
+        s = self.settings
+        learner, now = self.learner, time.monotonic()
+        fresh = now - self._learning_read < s.feedback_refresh_s and learner.version == version
+        if not s.feedback_learning or fresh or self._learning_reading:
+            return
+        assert self.store is not None
+        self._learning_reading = True
+        try:
+            scored = await self.store.scored(version, learner.remembered())
+            learner.rebuild(reversed(scored), version)
+            self._learning_read = now
+        except StoreError as exc:
+            log.warning("feedback not re-read from the store: %s", exc)
+        finally:
+            self._learning_reading = False
 
     async def _shadowed(self, compared: Coroutine[Any, Any, bool | None]) -> None:
         agree = await compared
@@ -638,7 +661,8 @@ class Gateway:
         row = UsageRow(
             request_id=ctx.request_id, key_id=ctx.key.id, tenant=ctx.key.tenant, created=ctx.arrived,
             endpoint=ctx.endpoint, model=model, provider=fields.pop("provider", None), status=status,
-            error=error, routed=ctx.endpoint == "router", router_version=ctx.router_version, **fields,
+            error=error, routed=ctx.endpoint == "router", router_version=ctx.router_version,
+            predicted_quality=ctx.predicted_quality, **fields,
         )  # fmt: skip
         self.metrics.outcome(row, tried)
         logs.note(model=row.model, provider=row.provider, ttft_ms=row.ttft_ms)

@@ -21,11 +21,12 @@ ranked with the same price of quality as any decision, so `cost_weight` bounds i
 budget it never picks a model with a higher expected cost than the unexplored choice. An explored
 decision says so in its reasoning.
 
-The tallies live in this process (like the roll-out's memory of which version decided what): with
-several workers each learns from the feedback it receives on the requests it routed. They are
-cleared when another router version is loaded or rolled back to, since that router's predictions
-are not the ones the residuals measured; a retrained router learns the same lesson from
-`pureai export` data.
+The tallies are rebuilt from the store (`Store.scored`: the latest scores on requests the router in
+service routed, beside the prediction each ledger row keeps) at most every `PUREAI_FEEDBACK_REFRESH_S`
+seconds, and a worker adds the scores it receives at once: every worker, and a restarted one, learns
+from all the feedback. Each router version learns from the scores on its own decisions only (the
+residuals measure its predictions): a new version starts from nothing, a rolled-back one from its
+own record; a retrained router learns the same lesson for good.
 """
 
 from __future__ import annotations
@@ -33,30 +34,21 @@ from __future__ import annotations
 import math
 import random
 import threading
-from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 from router._router import PRIOR_CONFIDENCE_SHRINK
 
-__all__ = ["REMEMBERED", "Choice", "Learner", "Tally"]
+from .store import Scored
 
-REMEMBERED = 20_000
-"""Routed requests whose prediction is kept for their feedback."""
+__all__ = ["Choice", "Learner", "Tally"]
 
 
 @dataclass
 class Tally:
     count: float = 0.0  # feedback received, decayed
     residual: float = 0.0  # sum of (score - predicted quality), decayed
-
-
-@dataclass(frozen=True)
-class Prediction:
-    model: str
-    quality: float  # the router's prediction before any shift
-    version: str
 
 
 @dataclass(frozen=True)
@@ -69,10 +61,10 @@ class Choice:
 class Learner:
     def __init__(self, prior: float, half_life: float, explore_share: float, seed: int | None = None) -> None:
         self.prior = prior
+        self.half_life = half_life
         self.decay = 0.5 ** (1.0 / half_life)
         self.explore_share = explore_share
         self.tallies: dict[str, Tally] = {}
-        self._predicted: OrderedDict[str, Prediction] = OrderedDict()
         self._version: str | None = None  # of the router whose predictions the tallies measure
         self._rng = random.Random(seed)
         self._lock = threading.Lock()  # decisions run in worker threads
@@ -88,20 +80,38 @@ class Learner:
         q = min(max(quality, 0.01), 0.99)
         return math.sqrt(q * (1 - q) / (count + self.prior))
 
-    def learn(self, request_id: str, score: float) -> str | None:
-        """Count a request's first score toward its model's shift; the model, or None when this
-        process did not route the request, another router version did, or it was scored before."""
+    @property
+    def version(self) -> str | None:
+        """The router version whose predictions the tallies measure."""
+        return self._version
+
+    def learn(self, model: str, predicted: float, score: float, version: str) -> bool:
+        """Count a score on a request `version` routed to `model` (predicted quality `predicted`,
+        before the shift); False when the tallies measure another version."""
         with self._lock:
-            p = self._predicted.pop(request_id, None)  # once: a repeated score replaces, not adds
-            if p is None or p.version != self._version:
-                return None
-            for t in self.tallies.values():  # every model's past fades with each new score
-                t.count *= self.decay
-                t.residual *= self.decay
-            t = self.tallies.setdefault(p.model, Tally())
-            t.count += 1.0
-            t.residual += score - p.quality
-            return p.model
+            if version != self._version:
+                return False
+            self._add(model, predicted, score)
+            return True
+
+    def rebuild(self, scored: Iterable[Scored], version: str) -> None:
+        """The tallies from the store's scores on `version`'s requests, oldest first."""
+        with self._lock:
+            self.tallies, self._version = {}, version
+            for s in scored:
+                self._add(s.model, s.predicted, s.score)
+
+    def _add(self, model: str, predicted: float, score: float) -> None:
+        for t in self.tallies.values():  # every model's past fades with each new score
+            t.count *= self.decay
+            t.residual *= self.decay
+        t = self.tallies.setdefault(model, Tally())
+        t.count += 1.0
+        t.residual += score - predicted
+
+    def remembered(self) -> int:
+        """How many scores the store should give a rebuild: older ones weigh under 2^-12."""
+        return int(12 * self.half_life) + 1
 
     # -- deciding -------------------------------------------------------------------------------
     def decide(
@@ -118,9 +128,7 @@ class Learner:
         worker thread."""
         with self._lock:
             if version != self._version:  # what was learned measured another router's predictions
-                self.tallies.clear()
-                self._predicted.clear()
-                self._version = version
+                self.tallies, self._version = {}, version
             shifts = {m: self.shift(m) for m in pool if m in self.tallies}
             explore = (
                 self.explore_share > 0
@@ -163,14 +171,6 @@ class Learner:
             candidates=(pick, *(c for c in decision.candidates if c.model != pick.model)),
         )
         return Choice(explored, True, pick.quality - shifts.get(pick.model, 0.0))
-
-    def remember(self, request_id: str, choice: Choice, version: str) -> None:
-        """Keep the prediction the choice made for its model (before the shift) for its feedback."""
-        p = Prediction(choice.decision.selected_model, min(max(choice.predicted, 0.0), 1.0), version)
-        with self._lock:
-            self._predicted[request_id] = p
-            if len(self._predicted) > REMEMBERED:
-                self._predicted.popitem(last=False)
 
     def state(self) -> dict[str, dict[str, float]]:
         """Per model: feedback count (decayed) and current quality shift."""

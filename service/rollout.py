@@ -11,10 +11,8 @@ JSON): the manifest holds the sha256 of every other file, so it names the whole 
 A load happens in a worker thread (ONNX sessions, the warm-up decision) and the swap is one
 assignment, so decisions in flight finish on the router they started with.
 
-The version that decided each of the last `REMEMBERED` routed requests is kept in memory, so that
-their feedback counts toward the mean feedback of that version (`pureai_router_feedback_score`).
-It is this process's memory: with several workers, feedback that reaches another worker than the
-decision did, or arrives after a restart, counts only toward the per-model mean.
+Each routed request's ledger row keeps the version that decided it, so that its feedback counts
+toward that version's mean (`pureai_router_feedback_score`, `GET /v1/admin/router/stats`).
 """
 
 from __future__ import annotations
@@ -23,17 +21,13 @@ import asyncio
 import hashlib
 import json
 import logging
-from collections import OrderedDict
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from models_registry import Catalogue
 
-__all__ = ["REMEMBERED", "Loaded", "Rollout", "version_of"]
-
-REMEMBERED = 20_000
-"""Routed requests whose deciding version is kept for their feedback (~4 MiB at most)."""
+__all__ = ["Loaded", "Rollout", "version_of"]
 
 log = logging.getLogger("pureai.service")
 shadow_log = logging.getLogger("pureai.shadow")
@@ -61,16 +55,6 @@ class Rollout:
         self.previous: Loaded | None = None
         self.shadow: Loaded | None = None
         self._lock = asyncio.Lock()  # one load or swap at a time
-        self._decided: OrderedDict[str, str] = OrderedDict()  # request id -> version
-
-    def remember(self, request_id: str, version: str) -> None:
-        self._decided[request_id] = version
-        if len(self._decided) > REMEMBERED:
-            self._decided.popitem(last=False)
-
-    def decided_by(self, request_id: str) -> str | None:
-        """The version that routed the request, if this process still remembers it."""
-        return self._decided.get(request_id)
 
     async def load(self, path: Path | str | None) -> Loaded:
         """Load and warm a router off the event loop; `router.ArtifactError` if the artifacts are bad."""

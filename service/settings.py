@@ -94,6 +94,9 @@ class Settings(BaseSettings):
     feedback_half_life: float = Field(50.0, gt=0)
     """A residual's weight halves after this many newer scores (on any model): the shifts follow drift,
     and a model that lost its traffic is tried again once its bad record has faded."""
+    feedback_refresh_s: float = Field(5.0, ge=0)
+    """How often a worker rebuilds the shifts from every worker's feedback in the store (a worker
+    counts the scores it receives itself at once); 0: before every routed decision."""
     explore_share: float = Field(0.02, ge=0, le=0.5)
     """Share of routed requests decided on a Thompson sample of the quality posterior (models with
     little feedback are tried most); bounded by cost_weight and, for keys with a budget, never dearer

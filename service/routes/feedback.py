@@ -19,7 +19,7 @@ from starlette.responses import Response
 from ..errors import NotFound
 from ..protocol import FeedbackRequest, parse_body
 from ..shaping import JSON
-from ..store import Feedback
+from ..store import Feedback, UsageRow
 from . import gateway
 
 router = APIRouter(tags=["feedback"])
@@ -51,14 +51,20 @@ async def create_feedback(request: Request) -> Response:
         )
     feedback = Feedback(req.request_id, req.metric, score, ctx.key.id, time.time(), req.comment)
     new = await gw.store.put_feedback(feedback)
-    model = rows[-1].model
-    version = gw.rollout.decided_by(req.request_id) if gw.rollout else None
+    row = rows[-1]
+    model, version = row.model, row.router_version if row.routed else None
     gw.metrics.feedback(model, req.metric, score, version)
-    if req.metric == "score" and gw.settings.feedback_learning:
-        learned = gw.learner.learn(req.request_id, score)
-        if learned is not None:
-            gw.metrics.learned(learned, gw.learner.shift(learned))
+    if new and req.metric == "score" and gw.settings.feedback_learning:
+        _learn(gw, row, score)
     return JSON(feedback_json(feedback, model), status_code=201 if new else 200)
+
+
+def _learn(gw: Any, row: UsageRow, score: float) -> None:
+    """A first score on a routed request teaches the router in service (service/learning.py)."""
+    if row.model is None or row.router_version is None or row.predicted_quality is None:
+        return
+    if gw.learner.learn(row.model, row.predicted_quality, score, row.router_version):
+        gw.metrics.learned(row.model, gw.learner.shift(row.model))
 
 
 @router.get("/v1/feedback")

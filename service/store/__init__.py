@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import unquote
 
-from ._types import Deployment, Feedback, KeyRecord, RouterStat, Store, TrainingRow, UsageRow
+from ._types import Deployment, Feedback, KeyRecord, RouterStat, Scored, Store, TrainingRow, UsageRow
 from .errors import StoreError, redact
 from .postgres import PostgresStore
 from .sqlite import SQLiteStore
@@ -26,6 +26,7 @@ __all__ = [
     "PostgresStore",
     "RouterStat",
     "SQLiteStore",
+    "Scored",
     "Store",
     "StoreError",
     "TrainingRow",

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import astuple, fields
 from typing import Any
 
-from ._types import Deployment, Feedback, KeyRecord, RouterStat, TrainingRow, UsageRow
+from ._types import Deployment, Feedback, KeyRecord, RouterStat, Scored, TrainingRow, UsageRow
 from .errors import StoreError
 
 # Migration N is MIGRATIONS[N - 1]; append, never edit one that has shipped.
@@ -100,7 +100,11 @@ MIGRATIONS: list[list[str]] = [
             created DOUBLE PRECISION NOT NULL
         )""",
     ],
-    ["ALTER TABLE usage ADD COLUMN router_version TEXT"],
+    [
+        "ALTER TABLE usage ADD COLUMN router_version TEXT",
+        "ALTER TABLE usage ADD COLUMN predicted_quality DOUBLE PRECISION",
+        "CREATE INDEX feedback_created ON feedback (created)",
+    ],
 ]
 
 LATEST = len(MIGRATIONS)
@@ -312,6 +316,20 @@ def router_stats_query(since: float | None, until: float | None) -> tuple[str, t
     """The statement and parameters of `Store.router_stats`."""
     sql, params = _in_range(_ROUTER_STATS, [True], since, until)
     return sql + " GROUP BY u.router_version, u.model ORDER BY u.router_version, u.model", params
+
+
+SCORED = (
+    "SELECT u.model, u.predicted_quality, f.score FROM feedback f "
+    "JOIN usage u ON u.request_id = f.request_id AND u.key_id = f.key_id "
+    "WHERE f.metric = 'score' AND u.routed = ? AND u.router_version = ? "
+    "AND u.predicted_quality IS NOT NULL AND u.model IS NOT NULL "
+    "ORDER BY f.created DESC, f.request_id DESC LIMIT ?"
+)
+
+
+def scored_from_row(row: Sequence[Any]) -> Scored:
+    model, predicted, score = row
+    return Scored(model, float(predicted), float(score))
 
 
 def router_stat_from_row(row: Sequence[Any]) -> RouterStat:

@@ -67,6 +67,8 @@ class UsageRow:
     """True when /v1/router chose the model."""
     router_version: str | None = None
     """The version of the router that chose the model (routed requests; rows before it: None)."""
+    predicted_quality: float | None = None
+    """The quality the router predicted for the model it chose, before feedback's shift (routed)."""
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,15 @@ class TrainingRow:
     score: float
     cost_usd: float
     output_tokens: int
+
+
+@dataclass(frozen=True)
+class Scored:
+    """A routed request's "score" feedback beside what the router predicted for its model."""
+
+    model: str
+    predicted: float
+    score: float
 
 
 @dataclass(frozen=True)
@@ -217,6 +228,10 @@ class Store(ABC):
         self, since: float | None = None, until: float | None = None
     ) -> list[TrainingRow]:
         """Answered requests in `[since, until)` that have a prompt and a "score", oldest first."""
+
+    @abstractmethod
+    async def scored(self, version: str, limit: int) -> list[Scored]:
+        """The latest `limit` "score" feedbacks on requests routed by `version`, newest first."""
 
     @abstractmethod
     async def router_stats(self, since: float | None = None, until: float | None = None) -> list[RouterStat]:

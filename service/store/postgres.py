@@ -23,7 +23,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from . import _schema as schema
 from ._group import GroupCommit
-from ._types import Deployment, Feedback, KeyRecord, RouterStat, Store, TrainingRow, UsageRow
+from ._types import Deployment, Feedback, KeyRecord, RouterStat, Scored, Store, TrainingRow, UsageRow
 from .errors import StoreError, redact
 
 __all__ = ["PostgresStore"]
@@ -255,6 +255,10 @@ class PostgresStore(Store):
         query, params = schema.training_query(since, until)
         rows = await self._fetchall(query, params, "cannot read training rows")
         return [schema.training_from_row(row) for row in rows]
+
+    async def scored(self, version: str, limit: int) -> list[Scored]:
+        rows = await self._fetchall(schema.SCORED, (True, version, limit), "cannot read feedback")
+        return [schema.scored_from_row(row) for row in rows]
 
     async def router_stats(self, since: float | None = None, until: float | None = None) -> list[RouterStat]:
         query, params = schema.router_stats_query(since, until)

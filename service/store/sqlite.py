@@ -21,7 +21,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from . import _schema as schema
 from ._group import GroupCommit
-from ._types import Deployment, Feedback, KeyRecord, RouterStat, Store, TrainingRow, UsageRow
+from ._types import Deployment, Feedback, KeyRecord, RouterStat, Scored, Store, TrainingRow, UsageRow
 from .errors import StoreError
 
 __all__ = ["SQLiteStore"]
@@ -190,6 +190,10 @@ class SQLiteStore(Store):
     ) -> list[TrainingRow]:
         sql, params = schema.training_query(since, until)
         return [schema.training_from_row(row) for row in await self._run(_fetchall, sql, params)]
+
+    async def scored(self, version: str, limit: int) -> list[Scored]:
+        rows = await self._run(_fetchall, schema.SCORED, (True, version, limit))
+        return [schema.scored_from_row(row) for row in rows]
 
     async def router_stats(self, since: float | None = None, until: float | None = None) -> list[RouterStat]:
         sql, params = schema.router_stats_query(since, until)

@@ -51,7 +51,27 @@ def answered(gw: Gateway, key: str) -> tuple[str, str]:
     return body["model"], body["id"]
 
 
-def test_traffic_leaves_a_model_whose_answers_got_worse(learning: Gateway, fresh: Upstreams) -> None:
+@pytest.mark.parametrize("workers", [1, 2])
+def test_traffic_leaves_a_model_whose_answers_got_worse(
+    catalogue_file: Path, tmp_path: Path, fresh: Upstreams, workers: int
+) -> None:
+    """With two workers, each learns from the other's feedback through the store (re-read before
+    every decision here); a restarted gateway starts from what the store holds."""
+    env = gateway_env(
+        catalogue_file,
+        tmp_path,
+        PUREAI_EXPLORE_SHARE="0.1",
+        PUREAI_EXPLORE_SEED="7",
+        PUREAI_FEEDBACK_REFRESH_S="0" if workers > 1 else "3600",
+    )
+    with Gateway.start(env, workers=workers) as learning:
+        after, before, key = drift(learning, fresh)
+    with Gateway.start(env, workers=workers) as restarted:
+        decided = [route(restarted, key, execute=False)["selected_model"] for _ in range(10)]
+        assert decided.count("gpt-4o-mini") >= 8, decided  # but for exploration
+
+
+def drift(learning: Gateway, fresh: Upstreams) -> tuple[list[str], list[str], str]:
     key = learning.new_key(tenant="t-drift")
     before = [answered(learning, key)[0] for _ in range(20)]
     assert before.count("gpt-4o") >= 15  # the plain choice, but for exploration
@@ -85,6 +105,7 @@ def test_traffic_leaves_a_model_whose_answers_got_worse(learning: Gateway, fresh
     assert learning.http.get("/v1/admin/router/stats", headers=h(key)).status_code in (401, 403)
     bad = learning.http.get("/v1/admin/router/stats", headers=learning.admin(), params={"start": "soon"})
     assert bad.status_code == 400 and bad.json()["error"]["param"] == "start"
+    return after, before, key
 
 
 def test_exploration_says_so_and_stays_within_cost_weight_and_budget(learning: Gateway) -> None:

@@ -32,6 +32,7 @@ from service.store import (
     KeyRecord,
     PostgresStore,
     RouterStat,
+    Scored,
     SQLiteStore,
     Store,
     StoreError,
@@ -401,6 +402,31 @@ def test_router_stats_per_version_and_model(engine: Engine) -> None:
     asyncio.run(body())
 
 
+def test_scored_decisions_of_one_version_newest_first(engine: Engine) -> None:
+    async def body() -> None:
+        async with opened(engine.make()) as store:
+            routed = {"endpoint": "router", "routed": True, "router_version": "v1"}
+            for i, kw in enumerate(
+                (
+                    {"model": "m1", "predicted_quality": 0.9, **routed},
+                    {"model": "m2", "predicted_quality": 0.7, **routed},
+                    {"model": "m1", "predicted_quality": 0.8, **routed},
+                    {"model": "m1", "predicted_quality": 0.6, **{**routed, "router_version": "v2"}},
+                    {"model": "m1", **routed},  # no prediction kept (an older gateway's row)
+                    {"model": "m1", "predicted_quality": 0.5},  # not routed
+                )
+            ):
+                await store.record_usage(row(f"r{i}", **kw))
+                await store.put_feedback(Feedback(f"r{i}", "score", i / 10, "k1", 300.0 + i))
+            await store.put_feedback(Feedback("r0", "tone", 1.0, "k1", 400.0))  # another metric
+            newest_first = [Scored("m1", 0.8, 0.2), Scored("m2", 0.7, 0.1), Scored("m1", 0.9, 0.0)]
+            assert await store.scored("v1", 10) == newest_first
+            assert await store.scored("v1", 1) == [Scored("m1", 0.8, 0.2)]
+            assert await store.scored("v3", 10) == []
+
+    asyncio.run(body())
+
+
 def test_floats_round_trip_exactly(engine: Engine) -> None:
     costs = [0.1 + 0.2, 1 / 3, 1e-15, 123456.78901234567, math.pi * 1e-7, 2.2250738585072014e-308]
     rows = [
@@ -695,6 +721,7 @@ def test_public_names() -> None:
             "Feedback",
             "KeyRecord",
             "RouterStat",
+            "Scored",
             "UsageRow",
             "Store",
             "StoreError",
