@@ -171,6 +171,17 @@ def test_redact_hides_credential_shapes_and_keeps_the_rest() -> None:
         assert redact(ordinary) == ordinary
 
 
+def test_a_value_given_to_hide_is_redacted_from_then_on() -> None:
+    """The keys given with registered deployments have no telling shape: they are hidden by value."""
+    from service import logs
+
+    value = "dpl" + secrets.token_hex(8)
+    assert redact(f"calling http://h/v1 with {value}") == f"calling http://h/v1 with {value}"
+    logs.hide([value, "short"])
+    assert redact(f"calling http://h/v1 with {value}") == "calling http://h/v1 with ***"
+    assert redact("short words stay") == "short words stay"  # under MIN_SECRET characters
+
+
 @pytest.fixture(scope="module")
 def debug_gateway(upstreams: Upstreams, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     """A gateway at DEBUG, with one more model whose provider takes its key in the query string."""
@@ -215,6 +226,14 @@ def test_a_debug_run_leaves_no_secret_in_logs_metrics_or_errors(
     secrets_ += [key, revoked]
     assert call("GET", "/v1/admin/keys", headers=gw.admin()).status_code == 200
     assert call("DELETE", f"/v1/admin/keys/{other.json()['id']}", headers=gw.admin()).status_code == 200
+    # a deployment registered with a key: the key reaches its server, and nothing else
+    deployment_key = "dpl" + secrets.token_hex(12)  # no sk- shape: only its value can hide it
+    secrets_.append(deployment_key)
+    registered = {"id": "sec-llama", "api_base": a.url, "api_key": deployment_key}
+    assert call("POST", "/v1/admin/deployments", headers=gw.admin(), json=registered).status_code == 201
+    assert call("GET", "/v1/admin/deployments", headers=gw.admin()).status_code == 200
+    assert call("POST", CHAT, headers=h(key), json=chat(model="pureai/sec-llama")).status_code == 200
+    assert a.requests()[-1]["headers"]["authorization"] == f"Bearer {deployment_key}"
     # successes: chat, streamed chat, a text completion on a custom deployment, an executed route
     assert call("POST", CHAT, headers=h(key), json=chat()).status_code == 200
     assert call("POST", CHAT, headers=h(key), json=chat("stream it", stream=True)).status_code == 200
