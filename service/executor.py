@@ -12,27 +12,34 @@ A stream attempt with a provider left to try is cut when its first chunk takes l
 through to the client as 400 (a context-length refusal with the code `context_length_exceeded`);
 upstream 401/403/404 mean our provider configuration is wrong and become 502 (the client's request
 was fine). Every attempt feeds the per-provider `Breaker`, which decides which providers are tried.
+
+Targets that need no translation (`Target.relayed`: an OpenAI-compatible endpoint of their own) are
+called through `relay.Relay` instead of litellm: the same attempts, answers and errors, without
+litellm's per-call set-up and per-chunk objects.
 """
 
 from __future__ import annotations
 
 import asyncio
 import email.utils
+import functools
 import logging
 import math
 import os
 import random
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from models_registry import ModelEntry, Provider
 
 from . import logs
 from .breaker import Breaker
 from .errors import APIError, BadRequest, UpstreamError
+from .relay import Relay
 
 __all__ = ["Attempted", "Executor", "Opened", "Target"]
 
@@ -64,6 +71,21 @@ class Target:
         if kind == "text" and self.custom and self.litellm_model.startswith("openai/"):
             return TEXT_PREFIX + self.litellm_model.removeprefix("openai/")
         return self.litellm_model
+
+    def relayed(self, kind: Kind) -> bool:
+        """Whether calls go straight to the endpoint (`relay.Relay`) rather than through litellm:
+        an `openai/` model with an http(s) `api_base` of its own (no query string), for chat or a
+        deployment's raw prompt (a chat model given a prompt needs litellm to make it a message)."""
+        if not self.api_base or not self.litellm_model.startswith("openai/"):
+            return False
+        if kind == "text" and not self.custom:
+            return False
+        parts = urlsplit(self.api_base)
+        return parts.scheme in ("http", "https") and not parts.query and not parts.fragment
+
+    def url(self, kind: Kind) -> str:
+        assert self.api_base is not None
+        return self.api_base.rstrip("/") + ("/chat/completions" if kind == "chat" else "/completions")
 
     def kwargs(self, kind: Kind = "chat") -> dict[str, Any]:
         out: dict[str, Any] = {"model": self.model(kind)}
@@ -109,6 +131,7 @@ class Executor:
         self.backoff_s = backoff_s
         self.first_token_timeout_s = first_token_timeout_s
         self.breaker = breaker if breaker is not None else Breaker()
+        self.relay = Relay(timeout_s)
         self._litellm: Any = None
         self._retryable: tuple[type[BaseException], ...] = ()
         self._timeouts: tuple[type[BaseException], ...] = ()
@@ -119,6 +142,8 @@ class Executor:
 
     # -- lifecycle ----------------------------------------------------------------------------
     def start(self) -> None:
+        import aiohttp
+
         os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
         os.environ.setdefault("LITELLM_LOG", "CRITICAL")  # the handler it adds at import: quiet (ours logs)
         import litellm
@@ -141,6 +166,7 @@ class Executor:
             lx.InternalServerError,
             lx.ServiceUnavailableError,
             lx.BadGatewayError,
+            aiohttp.ClientError,  # the relay's connection failures
             *self._timeouts,
         )
         log.info("litellm %s ready; aiohttp transport: %s", _version(), self.aiohttp_transport)
@@ -181,6 +207,7 @@ class Executor:
         return client
 
     async def close(self) -> None:
+        await self.relay.close()
         clients, self._text_clients = list(self._text_clients.values()), {}
         for client in clients:
             await client.close()
@@ -196,10 +223,10 @@ class Executor:
         return bool(lt is not None and not getattr(lt, "disable_aiohttp_transport", True))
 
     def transports(self) -> list[str]:
-        """The HTTP transports of the clients litellm has cached (e.g. "LiteLLMAiohttpTransport"):
-        what upstream calls actually go through, read off the live clients."""
+        """The HTTP transports of the clients litellm has cached (e.g. "LiteLLMAiohttpTransport"),
+        and "relay (aiohttp)" once the relay has called: what upstream calls actually go through."""
         cache = getattr(self._litellm, "in_memory_llm_clients_cache", None)
-        names: set[str] = set()
+        names: set[str] = {"relay (aiohttp)"} if self.relay.used else set()
         for client in list(getattr(cache, "cache_dict", {}).values()):
             inner = getattr(client, "_client", client)  # AsyncOpenAI wraps an httpx.AsyncClient
             transport = getattr(inner, "_transport", None) or getattr(
@@ -325,7 +352,8 @@ class Executor:
 
     def _fails_over(self, exc: BaseException) -> bool:
         """Connection errors, timeouts, 429 and any 5xx: another provider may answer."""
-        return isinstance(exc, self._retryable) or (_status(exc) or 0) >= 500
+        status = _status(exc) or 0
+        return isinstance(exc, self._retryable) or status >= 500 or status == 429
 
     async def _attempt(
         self,
@@ -337,39 +365,48 @@ class Executor:
         attempts: list[Attempted],
         first_token_s: float | None = None,
     ) -> Opened:
+        call = self._call(kind, target, payload, stream)
+        if not stream:
+            response = await asyncio.wait_for(call(), self.timeout_s)
+            now = time.perf_counter()
+            return Opened(target, attempts, started, response=response, first_at=now)
+        if first_token_s is None or first_token_s >= self.timeout_s:
+            return await self._first(call, target, attempts, started)
+        deadline = asyncio.timeout(first_token_s)
+        try:
+            async with deadline:
+                return await self._first(call, target, attempts, started)
+        except TimeoutError:
+            if deadline.expired():
+                raise FirstTokenTimeout(f"no first chunk within {first_token_s:g}s") from None
+            raise
+
+    def _call(
+        self, kind: Kind, target: Target, payload: dict[str, Any], stream: bool
+    ) -> Callable[[], Awaitable[Any]]:
+        """One attempt's upstream call, not yet made: through the relay or through litellm."""
+        options = {"stream": True, "stream_options": {"include_usage": True}} if stream else {}
+        if target.relayed(kind):
+            body = {"model": target.litellm_model.removeprefix("openai/"), **payload, **options}
+            return functools.partial(self.relay.send, target.url(kind), target.api_key or KEYLESS, body)
         lt = self._litellm
-        call = lt.acompletion if kind == "chat" else lt.atext_completion
         kwargs = {
             **payload,
             **target.kwargs(kind),
             "timeout": self.timeout_s,
             "num_retries": 0,
             "max_retries": 0,
+            **options,
         }
         if target.model(kind).startswith(TEXT_PREFIX):
             kwargs["client"] = self._text_client(target)
-        if not stream:
-            response = await asyncio.wait_for(call(**kwargs), self.timeout_s)
-            now = time.perf_counter()
-            return Opened(target, attempts, started, response=response, first_at=now)
-        kwargs["stream"] = True
-        kwargs["stream_options"] = {"include_usage": True}
-        if first_token_s is None or first_token_s >= self.timeout_s:
-            return await self._first(call, kwargs, target, attempts, started)
-        deadline = asyncio.timeout(first_token_s)
-        try:
-            async with deadline:
-                return await self._first(call, kwargs, target, attempts, started)
-        except TimeoutError:
-            if deadline.expired():
-                raise FirstTokenTimeout(f"no first chunk within {first_token_s:g}s") from None
-            raise
+        return functools.partial(lt.acompletion if kind == "chat" else lt.atext_completion, **kwargs)
 
     async def _first(
-        self, call: Any, kwargs: dict[str, Any], target: Target, attempts: list[Attempted], started: float
+        self, call: Callable[[], Awaitable[Any]], target: Target, attempts: list[Attempted], started: float
     ) -> Opened:
         """Open a stream and wait for its first chunk."""
-        iterator = await asyncio.wait_for(call(**kwargs), self.timeout_s)
+        iterator = await asyncio.wait_for(call(), self.timeout_s)
         try:
             first = await asyncio.wait_for(anext(iterator), self.timeout_s)
         except StopAsyncIteration:
@@ -484,7 +521,12 @@ def _status(exc: BaseException) -> int | None:
 def _retry_after_s(exc: BaseException) -> float | None:
     """Seconds from a 429's `retry-after-ms` or `Retry-After` (seconds or an HTTP date)."""
     response = getattr(exc, "response", None)
-    headers = getattr(response, "headers", None) or getattr(exc, "litellm_response_headers", None) or {}
+    headers = (
+        getattr(exc, "response_headers", None)  # the relay's
+        or getattr(response, "headers", None)
+        or getattr(exc, "litellm_response_headers", None)
+        or {}
+    )
     try:
         ms, value = headers.get("retry-after-ms"), headers.get("retry-after")
     except Exception:
@@ -505,7 +547,7 @@ def _retry_after_s(exc: BaseException) -> float | None:
 
 def _retry_after(exc: BaseException) -> str | None:
     response = getattr(exc, "response", None)
-    headers = getattr(response, "headers", None) or {}
+    headers = getattr(exc, "response_headers", None) or getattr(response, "headers", None) or {}
     try:
         value = headers.get("retry-after")
     except Exception:

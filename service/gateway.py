@@ -415,7 +415,7 @@ class Gateway:
         now = time.perf_counter()
         body = shaping.completion_body(opened.response, kind, entry.id)
         body["id"] = ctx.request_id  # our id (also x-request-id), the one POST /v1/feedback takes
-        tokens = shaping.Tokens.from_usage(getattr(opened.response, "usage", None)) or self._estimate(
+        tokens = shaping.Tokens.of(opened.response) or self._estimate(
             payload, body, kind
         )
         latency = ctx.elapsed_ms(now)
@@ -488,7 +488,7 @@ class Gateway:
                 }
                 yield shaping.sse(first)
             async for raw in chain:
-                tally.reported = shaping.Tokens.from_usage(getattr(raw, "usage", None)) or tally.reported
+                tally.reported = shaping.Tokens.of(raw) or tally.reported
                 chunk = shape(raw, entry.id, stream_id, created)
                 if chunk is None:
                     continue

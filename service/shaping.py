@@ -1,4 +1,5 @@
-"""litellm's response objects -> the API reference's JSON, and the `usage` object with costs."""
+"""Upstream answers (litellm's objects, or the relay's plain dicts) -> the API reference's JSON, and
+the `usage` object with costs."""
 
 from __future__ import annotations
 
@@ -34,6 +35,12 @@ class Tokens:
         self.completion = completion
         self.cached = cached
         self.reported = reported
+
+    @classmethod
+    def of(cls, answer: Any) -> Tokens | None:
+        """The usage an upstream answer or chunk reports (a dict's key, or an object's attribute)."""
+        usage = answer.get("usage") if isinstance(answer, dict) else getattr(answer, "usage", None)
+        return cls.from_usage(usage)
 
     @classmethod
     def from_usage(cls, usage: Any) -> Tokens | None:

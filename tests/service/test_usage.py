@@ -88,14 +88,18 @@ def test_a_key_reads_only_its_own_rows_an_admin_reads_any(gateway: Gateway, fres
     assert len(admin["data"]) == 1 and admin["data"][0]["tenant"] == "t-theirs"
 
 
-def test_ready_reports_that_litellm_uses_its_aiohttp_transport(
+def test_ready_reports_the_relay_and_litellms_aiohttp_transport(
     gateway: Gateway, fresh: Any, key: str
 ) -> None:
+    # a chat to an OpenAI-compatible api_base goes through the relay; a text completion of a chat
+    # model goes through litellm (which makes the prompt a message), on its aiohttp transport
     chat = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x"}]}
     assert gateway.http.post("/v1/chat/completions", headers=h(key), json=chat).status_code == 200
+    text = {"model": "gpt-4o-mini", "prompt": "x"}
+    assert gateway.http.post("/v1/completions", headers=h(key), json=text).status_code == 200
     ready = gateway.http.get("/ready").json()
     assert ready["status"] == "ready"
-    assert "LiteLLMAiohttpTransport" in ready["upstream_transports"]
+    assert {"relay (aiohttp)", "LiteLLMAiohttpTransport"} <= set(ready["upstream_transports"])
 
 
 def test_tokens_per_minute_refuse_once_the_window_holds_the_limit(gateway: Gateway, fresh: Any) -> None:
