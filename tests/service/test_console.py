@@ -50,6 +50,7 @@ DOCUMENTED = re.compile(
     r"GET /v1/models|GET /v1/providers|POST /v1/router|GET /v1/usage"
     r"|(GET|POST) /v1/admin/keys|DELETE /v1/admin/keys/[^/]+"
     r"|(GET|POST) /v1/admin/deployments|DELETE /v1/admin/deployments/[^/]+"
+    r"|GET /v1/admin/router|GET /v1/admin/router/stats"
 )
 PHONE = {"width": 375, "height": 812}
 
@@ -494,6 +495,39 @@ def test_a_key_made_in_the_console_works_shows_in_usage_and_is_refused_once_revo
     assert status == 401, text
     assert json.loads(text)["error"]["code"] == "invalid_api_key"
     console.shot(shots, "keys")
+
+
+def test_router_versions_show_the_share_and_mean_feedback_per_model(
+    console: Console, gateway: Gateway, fresh: tuple[FakeUpstream, FakeUpstream], shots: Path
+) -> None:
+    key = gateway.new_key(tenant="t-versions", name="versions")
+    body = {
+        "messages": [{"role": "user", "content": "Which version routed me?"}],
+        "models": ["claude-3-haiku"],
+    }
+    for score in (1.0, 0.0, 0.5):
+        r = gateway.http.post("/v1/router", headers={"x-api-key": key}, json=body)
+        assert r.status_code == 200, r.text
+        rated = {"request_id": r.headers["x-request-id"], "score": score}
+        assert gateway.http.post("/v1/feedback", headers={"x-api-key": key}, json=rated).status_code == 201
+    api = gateway.http.get("/v1/admin/router/stats", headers=gateway.admin()).json()
+    stat = next(x for x in api["data"] if x["version"] == api["current"] and x["model"] == "claude-3-haiku")
+    assert stat["requests"] >= 3 and stat["feedback_count"] >= 3
+    learning = gateway.http.get("/v1/admin/router", headers=gateway.admin()).json()["learning"]
+
+    page = console.page
+    console.sign_in("usage")
+    console.ready("usage")
+    row = page.locator(f'#router-versions tr[data-version="{api["current"]}"][data-model="claude-3-haiku"]')
+    cells = row.locator("td")
+    expect(cells.nth(0)).to_contain_text("in service")
+    expect(cells.nth(1)).to_have_text(str(stat["requests"]))
+    expect(cells.nth(2)).to_have_text(f"{stat['share']:.0%}")
+    expect(cells.nth(3)).to_have_text(str(stat["feedback_count"]))
+    expect(cells.nth(4)).to_have_text(f"{stat['mean_score']:.2f}")
+    expect(cells.nth(5)).to_have_text(f"{learning['claude-3-haiku']['quality_shift']:+.3f}")
+    row.scroll_into_view_if_needed()
+    console.shot(shots, "router-versions")
 
 
 def test_a_deployment_registered_in_the_console_serves_and_is_removed(

@@ -62,12 +62,45 @@ async function load() {
     rows = (await call("v1/usage", { query })).data;
     shown = range;
     render();
+    await loadVersions(range);
     const capped = rows.length === LIMIT ? ` (the newest ${int(LIMIT)})` : "";
     setStatus(`${int(rows.length)} ledger rows${capped} from ${when(range.start)} to ${when(range.end)}.`);
   } catch (exc) {
     setStatus(`Could not read the ledger: ${exc.message}`);
   } finally {
     $("#page-usage").setAttribute("aria-busy", "false");
+  }
+}
+
+/** Per router version and model: routed requests, share, mean feedback (GET /v1/admin/router/stats),
+ * and the quality shift feedback taught the version in service (GET /v1/admin/router). */
+async function loadVersions(range) {
+  const status = $("#versions-status");
+  try {
+    const query = { start: range.start.toFixed(3), end: range.end.toFixed(3) };
+    const [stats, router] = await Promise.all([call("v1/admin/router/stats", { query }), call("v1/admin/router")]);
+    const learning = router.learning ?? {};
+    const shift = (row) => {
+      const learned = row.version === stats.current ? learning[row.model] : undefined;
+      return learned ? (learned.quality_shift >= 0 ? "+" : "") + learned.quality_shift.toFixed(3) : "—";
+    };
+    fill(
+      $("#router-versions tbody"),
+      stats.data.length
+        ? stats.data.map((row) =>
+            h("tr", { dataset: { version: row.version ?? "", model: row.model ?? "" } },
+              h("td", {}, row.version ?? "(not recorded)", row.version === stats.current ? h("span", { class: "hint" }, " in service") : null),
+              h("th", { scope: "row" }, row.model ?? "—"),
+              h("td", { class: "num" }, int(row.requests)),
+              h("td", { class: "num" }, pct(row.share)),
+              h("td", { class: "num" }, int(row.feedback_count)),
+              h("td", { class: "num" }, row.mean_score === null ? "—" : row.mean_score.toFixed(2)),
+              h("td", { class: "num", dataset: { shift: "" } }, shift(row))))
+        : h("tr", {}, h("td", { colspan: 7, class: "empty" }, "No routed requests in this range.")),
+    );
+    status.textContent = "";
+  } catch (exc) {
+    status.textContent = `Could not read the router statistics: ${exc.message}`;
   }
 }
 
