@@ -19,8 +19,8 @@ class Embedder:
     # noise (S1/S3/S4a, seeds 0-2) at half the latency; see benchmarks/routing and the README.
     MAX_TOKENS = 64
     HEAD_TOKENS = 41
-    HEAD_CHARS = 4000  # characters tokenized from each end; enough for the kept word pieces
-    TAIL_CHARS = 2000
+    HEAD_CHARS = 600  # characters tokenized from each end of a long text: enough for the kept word
+    TAIL_CHARS = 300  # pieces unless its words are very long (then the whole text is tokenized)
 
     def __init__(self, model_path: Path, tokenizer_path: Path, threads: int = 1) -> None:
         self.tokenizer = Tokenizer.from_file(str(tokenizer_path))
@@ -48,10 +48,14 @@ class Embedder:
         for t in texts:
             ids: list[int] | None = None
             if len(t) > self.HEAD_CHARS + self.TAIL_CHARS:
-                # tokenize only the two ends; fall back to the whole text if an end is too sparse
-                head, end = self._ids(t[: self.HEAD_CHARS]), self._ids(t[-self.TAIL_CHARS :])
-                if len(head) > self.HEAD_TOKENS and len(end) > tail:
-                    ids = head[: self.HEAD_TOKENS] + end[-tail:]
+                # Tokenize only the two ends, cut at whitespace: the tokenizer's words never span
+                # whitespace, so the ends' ids are exactly the whole text's first and last ones.
+                # Fall back to the whole text if an end has no whitespace or too few pieces.
+                cut, start = _last_gap(t, self.HEAD_CHARS), _first_gap(t, len(t) - self.TAIL_CHARS)
+                if cut > 0 and start >= 0:
+                    head, end = self._ids(t[:cut]), self._ids(t[start:])
+                    if len(head) > self.HEAD_TOKENS and len(end) > tail:
+                        ids = head[: self.HEAD_TOKENS] + end[-tail:]
             if ids is None:
                 ids = self._ids(t)
                 if len(ids) > budget:
@@ -70,3 +74,19 @@ class Embedder:
             (emb,) = self.session.run(None, {"input_ids": row, "attention_mask": np.ones_like(row)})
             out[i] = emb[0]
         return out
+
+
+GAPS = " \t\n\r"
+"""Whitespace to the tokenizer and to us alike (its control characters, such as \x1c, are dropped
+by its normaliser, so a cut there could join two words)."""
+
+
+def _last_gap(text: str, end: int) -> int:
+    """The index of the last whitespace before `end`; -1 if there is none."""
+    return max(text.rfind(c, 0, end) for c in GAPS)
+
+
+def _first_gap(text: str, start: int) -> int:
+    """The index of the first whitespace at or after `start`; -1 if there is none."""
+    found = [i for i in (text.find(c, start) for c in GAPS) if i >= 0]
+    return min(found) if found else -1

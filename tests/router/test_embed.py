@@ -89,6 +89,35 @@ def test_a_long_prompt_with_a_blank_stretch_keeps_its_head_and_tail(
     assert ids == _head_and_tail(tokenizer, text)
 
 
+PIECES = [
+    "word", "Routing", "naïve", "café", "über-long-hyphenated-identifier", "x" * 120, "数学题", "東京",
+    "👍🏽", "a\u0301", "(", ")", "," , "...", "\x1c", "\u00a0", "\u2003", "C++", "foo_bar_baz", "3.14159",
+    "https://example.com/a?b=c", "\ufeff", "Ⅻ", "ﬁ", "İstanbul",
+]  # fmt: skip
+SEPARATORS = [" ", " ", " ", "\n", "\t", "\r\n", "", "  ", "\x1c", "\u3000"]
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_the_cut_by_characters_keeps_exactly_the_whole_texts_ids(
+    embedder: Embedder, tokenizer: Tokenizer, seed: int
+) -> None:
+    """Long texts are tokenized only at their two ends, cut at whitespace; the ids kept must be
+    exactly the head and tail of the whole text's ids, whatever the text is made of (accents, CJK,
+    emoji, control and Unicode spaces, words longer than the tokenizer's 100-character limit)."""
+    rng = random.Random(seed)
+    words = [rng.choice(PIECES) + rng.choice(SEPARATORS) for _ in range(rng.randint(150, 1500))]
+    text = "".join(words)
+    assert len(text) > Embedder.HEAD_CHARS + Embedder.TAIL_CHARS
+    (ids,) = embedder.token_ids([text])
+    assert ids == _head_and_tail(tokenizer, text)
+
+
+def test_text_without_whitespace_is_tokenized_whole(embedder: Embedder, tokenizer: Tokenizer) -> None:
+    text = "数学" * 600 + "x" * 200
+    (ids,) = embedder.token_ids([text])
+    assert ids == _head_and_tail(tokenizer, text)
+
+
 def test_a_5000_word_prompt_routes(fixture_router: Router, long_prompt: str) -> None:
     d = fixture_router.select(long_prompt)
     assert d.selected_model
