@@ -6,6 +6,7 @@ import copy
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -56,14 +57,10 @@ class Router:
             raise ArtifactError(
                 f"{artifacts.root}: artifacts in a bad format ({type(exc).__name__}: {exc})"
             ) from None
-        self._column = self._learned_columns()
-        self._anchors = [(m, j) for m, j in self._column.items() if m in self.catalogue.models]
-        self._prior_rows: dict[str, np.ndarray] = {}
         self._cache: OrderedDict[str, tuple[np.ndarray, ...]] = OrderedDict()
-        self._tables: dict[tuple[str, ...], np.ndarray] = {}
         self._reference_rows: tuple[list[tuple[np.ndarray, ...]], np.ndarray] | None = None
-        self._reference_qc: tuple[list[str], np.ndarray, np.ndarray] | None = None
         self._lock = threading.Lock()
+        self._bind()
 
     @classmethod
     def load(
@@ -81,12 +78,19 @@ class Router:
         lazily, on the first decision."""
         new = copy.copy(self)
         new.catalogue = catalogue
-        new._column = new._learned_columns()
-        new._anchors = [(m, j) for m, j in new._column.items() if m in catalogue.models]
-        new._prior_rows = {}
-        new._tables = {}
-        new._reference_qc = None
+        new._bind()
         return new
+
+    def _bind(self) -> None:
+        """What depends on the catalogue: learned columns by alias, the anchors (catalogue models
+        with outcome data) as arrays, and the per-pool caches."""
+        self._column = self._learned_columns()
+        anchors = [(m, j) for m, j in self._column.items() if m in self.catalogue.models]
+        self._anchor_cols = np.array([j for _, j in anchors], dtype=np.int64)
+        self._anchor_priors = self._priors([m for m, _ in anchors])
+        self._pools: dict[tuple[str, ...], _Pool] = {}
+        self._tables: dict[tuple[str, ...], np.ndarray] = {}
+        self._reference_qc: tuple[list[str], np.ndarray, np.ndarray] | None = None
 
     # -- models -------------------------------------------------------------------------------
     def _learned_columns(self) -> dict[str, int]:
@@ -145,51 +149,74 @@ class Router:
         return [r for r in rows if r is not None]
 
     # -- scoring ------------------------------------------------------------------------------
-    def _prior(self, caps: np.ndarray, name: str) -> float:
-        """The catalogue's quality prior for this prompt's capability mix."""
-        row = self._prior_rows.get(name)
-        if row is None:
+    def _priors(self, names: Sequence[str]) -> np.ndarray:
+        """(len(names), capabilities): each catalogue model's quality priors (zeros for others)."""
+        rows = np.zeros((len(names), len(self.quality.capabilities)))
+        for i, name in enumerate(names):
             entry = self._entry(name)
-            assert entry is not None
-            row = self._prior_rows[name] = np.array(
-                [entry.quality_priors[c] for c in self.quality.capabilities]
+            if entry is not None:
+                rows[i] = [entry.quality_priors[c] for c in self.quality.capabilities]
+        return rows
+
+    def _pool(self, models: Sequence[str]) -> _Pool:
+        """The candidates' catalogue and artifact facts as arrays (cached per pool)."""
+        key = tuple(models)
+        pool = self._pools.get(key)
+        if pool is None:
+            entries = [self._entry(m) for m in models]
+            col = np.array([self._column.get(m, -1) for m in models], dtype=np.int64)
+            has = col >= 0
+            listed = np.array([e is not None for e in entries])
+            known = np.array([bool(self.cost_known[j]) if j >= 0 else False for j in col])
+            data_cost = has & known & ((self.cost_from == "data") | ~listed)
+            assert bool(np.all(data_cost | listed)), "a model priced by neither data nor catalogue"
+            price = [
+                (e.input_per_mtok, e.output_per_mtok, e.expected_output_tokens) if e else (0, 0, 0)
+                for e in entries
+            ]
+            pool = _Pool(
+                np.where(has, col, 0), has, listed, self._priors(models), data_cost, *np.array(price, float).T
             )
-        return float(row @ caps / max(float(caps.sum()), 1e-9))
+            with self._lock:
+                self._pools[key] = pool
+                while len(self._pools) > TABLES:
+                    self._pools.pop(next(iter(self._pools)))
+        return pool
 
     def _anchor_shift(
         self, caps: np.ndarray, complexity: float, quality: np.ndarray, groups: np.ndarray
     ) -> float:
         """How the learned models stand on this prompt against their own catalogue priors (logit
         space, weighted by how well their outcome data covers this kind of prompt)."""
-        num = den = 0.0
-        for m, j in self._anchors:
-            cov = float(groups @ self.coverage[:, j])
-            if cov > 0:
-                num += cov * float(logit(np.array(quality[j])) - logit(np.array(self._prior(caps, m))))
-                den += cov
-        return num / den if den > 0 else -2.0 * (complexity - self.complexity_mean)
+        cov = groups @ self.coverage[:, self._anchor_cols]
+        seen = cov > 0
+        if not seen.any():
+            return -2.0 * (complexity - self.complexity_mean)
+        prior = self._anchor_priors[seen] @ caps / max(float(caps.sum()), 1e-9)
+        gap = logit(quality[self._anchor_cols[seen]]) - logit(prior)
+        return float(np.sum(cov[seen] * gap) / np.sum(cov[seen]))
 
-    def _quality(
-        self, name: str, caps: np.ndarray, quality: np.ndarray, groups: np.ndarray, shift: float
-    ) -> tuple[float, str]:
-        """Learned quality where outcome data covers this kind of prompt, the shifted catalogue prior
-        where it does not (and a mix in between)."""
-        j = self._column.get(name)
-        learned = float(quality[j]) if j is not None else 0.0
-        cov = float(groups @ self.coverage[:, j]) if j is not None else 0.0
-        if cov >= 0.999 or name not in self.catalogue.models:
-            return learned, "learned"
-        prior = float(sigmoid(np.array(logit(np.array(self._prior(caps, name))) + shift)))
-        return cov * learned + (1 - cov) * prior, "learned" if cov >= 0.5 else "prior"
-
-    def _cost(self, name: str, n_in: int, groups: np.ndarray, out_tokens: np.ndarray) -> float:
-        j = self._column.get(name)
-        entry = self._entry(name)
-        if j is not None and self.cost_known[j] and (self.cost_from == "data" or entry is None):
-            return float(self.cost_slope[j] * n_in + groups @ self.cost_base[:, j])
-        assert entry is not None
-        out = float(out_tokens[j]) if j is not None else float(entry.expected_output_tokens)
-        return (entry.input_per_mtok * n_in + entry.output_per_mtok * out) / 1e6
+    def _candidates(
+        self, row: tuple[np.ndarray, ...], n_in: int, models: list[str]
+    ) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        """Per candidate: quality (learned where outcome data covers this kind of prompt, the
+        shifted catalogue prior where it does not, a mix in between), expected cost (learned per
+        prompt, or catalogue prices x tokens), and where the quality came from."""
+        caps, groups, complexity, quality, out_tokens = row
+        shift = self._anchor_shift(caps, float(complexity), quality, groups)
+        p = self._pool(models)
+        learned = np.where(p.has, quality[p.col], 0.0) if len(quality) else np.zeros(len(models))
+        cov = np.where(p.has, groups @ self.coverage[:, p.col], 0.0) if len(quality) else learned
+        prior = sigmoid(logit(p.priors @ caps / max(float(caps.sum()), 1e-9)) + shift)
+        plain = (cov >= 0.999) | ~p.listed
+        q = np.where(plain, learned, cov * learned + (1 - cov) * prior)
+        sources = ["learned" if pl or cv >= 0.5 else "prior" for pl, cv in zip(plain, cov, strict=True)]
+        out = np.where(p.has, out_tokens[p.col], p.expected_out) if len(quality) else p.expected_out
+        priced = (p.input_price * n_in + p.output_price * out) / 1e6
+        if p.data_cost.any():
+            learned_cost = self.cost_slope[p.col] * n_in + groups @ self.cost_base[:, p.col]
+            priced = np.where(p.data_cost, learned_cost, priced)
+        return q, priced, sources
 
     def _reference(self) -> tuple[list[tuple[np.ndarray, ...]], np.ndarray]:
         """Feature rows and input tokens of up to REFERENCE training prompts (from the neighbour
@@ -231,19 +258,6 @@ class Router:
                 while len(self._tables) > TABLES:
                     self._tables.pop(next(iter(self._tables)))
         return table
-
-    def _candidates(
-        self, row: tuple[np.ndarray, ...], n_in: int, models: list[str]
-    ) -> tuple[np.ndarray, np.ndarray, list[str]]:
-        caps, groups, complexity, quality, out_tokens = row
-        shift = self._anchor_shift(caps, float(complexity), quality, groups)
-        q, c, src = [], [], []
-        for name in models:
-            qm, source = self._quality(name, caps, quality, groups, shift)
-            q.append(qm)
-            src.append(source)
-            c.append(self._cost(name, n_in, groups, out_tokens))
-        return np.array(q), np.array(c), src
 
     def _decide(
         self,
@@ -311,6 +325,18 @@ class Router:
         read = [read_prompt(p) for p in prompts]
         rows = self._features([t for t, _ in read])
         return [self._decide(r, chars, names, w, shift) for r, (_, chars) in zip(rows, read, strict=True)]
+
+
+@dataclass(frozen=True)
+class _Pool:
+    col: np.ndarray  # learned column per candidate (0 where it has none: see `has`)
+    has: np.ndarray  # has a learned column
+    listed: np.ndarray  # is in the catalogue
+    priors: np.ndarray  # (candidates, capabilities) catalogue quality priors
+    data_cost: np.ndarray  # cost from the learned per-prompt cost model, not catalogue prices
+    input_price: np.ndarray  # USD per 1M input tokens (catalogue)
+    output_price: np.ndarray
+    expected_out: np.ndarray  # output tokens without a learned estimate
 
 
 def _row(f: Features, i: int) -> tuple[np.ndarray, ...]:
