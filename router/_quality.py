@@ -2,8 +2,8 @@
 
 heads.onnx maps the embedding to capability and group probabilities, complexity and one
 logistic quality head per learned model. Predicted quality blends that head with a k-nearest-
-neighbour mean over training prompts and the group quality table, then applies the calibration
-fitted on held-out prompts.
+neighbour mean over training prompts (weighted by the rows' training weights when knn.npz has
+`weights`) and the group quality table, then applies the calibration fitted on held-out prompts.
 """
 
 from __future__ import annotations
@@ -53,8 +53,12 @@ class QualityModel:
             self.knn_emb = np.asarray(knn["embeddings"], dtype=np.float32)
             scores = np.asarray(knn["scores"], dtype=np.float32)
             self.knn_tokens = np.asarray(knn["input_tokens"]) if "input_tokens" in knn else None
+            weights = np.asarray(knn["weights"], dtype=np.float32)[:, None] if "weights" in knn else None
         self.knn_seen = ~np.isnan(scores)
         self.knn_scores = np.nan_to_num(scores)
+        if weights is not None:  # the sums below become weighted sums
+            self.knn_seen = self.knn_seen * weights
+            self.knn_scores = self.knn_scores * weights
 
     def heads(self, emb: np.ndarray) -> dict[str, np.ndarray]:
         names = [o.name for o in self.session.get_outputs()]
@@ -71,7 +75,7 @@ class QualityModel:
         top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
         seen = self.knn_seen[top].sum(axis=1)  # (n, M)
         total = self.knn_scores[top].sum(axis=1)
-        return np.where(seen > 0, total / np.maximum(seen, 1), fallback)
+        return np.where(seen > 0, total / np.where(seen > 0, seen, 1), fallback)
 
     def features(self, emb: np.ndarray) -> Features:
         h = self.heads(emb)

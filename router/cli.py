@@ -116,6 +116,18 @@ def parser() -> argparse.ArgumentParser:
         metavar="1-5",
         help="validation folds for tuning and calibration (default 5; 1 is 5x faster)",
     )
+    t.add_argument(
+        "--base",
+        metavar="shipped|none|DIR",
+        help="learn from this artifacts folder's base set too (default: shipped for JSON Lines, "
+        "none for a canonical folder)",
+    )
+    t.add_argument(
+        "--user-weight",
+        type=float,
+        metavar="W",
+        help="how many base rows each row of --data counts as (default 10; needs a base)",
+    )
     t.add_argument("--force", action="store_true", help="replace a non-empty --out")
     t.add_argument("--quiet", action="store_true", help="no progress bars")
     t.set_defaults(func=cmd_train)

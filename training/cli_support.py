@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 from typing import Any
 
+from . import base as base_mod
 from . import data as data_mod
+from .errors import OptionError
 from .train import Options, rename_to_registry
 from .train import train as fit_router
 
@@ -18,17 +21,42 @@ def _catalogue(path: str | None):  # type: ignore[no-untyped-def]
     return load_catalogue(path)
 
 
-def _load(args: argparse.Namespace, catalogue) -> data_mod.OutcomeData:  # type: ignore[no-untyped-def]
+def _load(  # type: ignore[no-untyped-def]
+    args: argparse.Namespace, catalogue, base: dict[str, Any] | None = None
+) -> data_mod.OutcomeData:
     models = [m.strip() for m in args.models.split(",")] if args.models else None
     data = data_mod.load(Path(args.data))
     if args.registry_names:
         data = rename_to_registry(data, catalogue)
+    if base is not None:
+        data = base_mod.merge(base_mod.load(base["source"]), data, base["user_weight"])
     return data_mod.select_models(data, models) if models else data
+
+
+def base_option(args: argparse.Namespace) -> dict[str, Any] | None:
+    """--base and --user-weight: None for no base set, else its folder and the user rows' weight.
+    The default base is the shipped artifacts for JSON Lines, none for a canonical folder."""
+    from router._artifacts import default_dir
+
+    choice = args.base or ("none" if data_mod.is_canonical(Path(args.data)) else "shipped")
+    weight = args.user_weight
+    if choice == "none":
+        if weight is not None:
+            raise OptionError(
+                "--user-weight", "weighs your rows against a base set; with --base none there is none"
+            )
+        return None
+    if weight is None:
+        weight = base_mod.DEFAULT_USER_WEIGHT
+    if not math.isfinite(weight) or weight <= 0:
+        raise OptionError("--user-weight", f"must be a number > 0, got {weight:g}")
+    return {"source": default_dir() if choice == "shipped" else Path(choice), "user_weight": weight}
 
 
 def train(args: argparse.Namespace, command: str) -> int:
     catalogue = _catalogue(args.catalogue)
-    data = _load(args, catalogue)
+    base = base_option(args)
+    data = _load(args, catalogue, base)
     cache = None if args.no_cache else (Path(args.cache) if args.cache else None)
     if cache is None and not args.no_cache:
         from .embed_cache import default_cache_dir
@@ -45,6 +73,7 @@ def train(args: argparse.Namespace, command: str) -> int:
         force=args.force,
         progress=not args.quiet,
         command=command,
+        base=None if base is None else {**base, "source": str(base["source"])},
     )
     result = fit_router(data, catalogue, opts)
     summary: dict[str, object] = {
@@ -52,8 +81,18 @@ def train(args: argparse.Namespace, command: str) -> int:
     }
     if "curve" in result:
         summary["aiq"], summary["aiq_zero"] = result["curve"]["aiq"], result["curve"]["aiq_zero"]
+    rows = result["rows"]
     print(
-        json.dumps({"out": str(args.out), "models": len(data.models), "prompts": len(data.texts), **summary})
+        json.dumps(
+            {
+                "out": str(args.out),
+                "models": len(data.models),
+                "prompts": len(data.texts),
+                "base_rows": rows["base"],
+                "user_rows": rows["user"],
+                **summary,
+            }
+        )
     )
     return 0
 

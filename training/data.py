@@ -13,6 +13,9 @@ Two input formats:
   (integer >= 0), `task` (one of the router's capabilities), `group` (any label: a finer task) and
   `prompt_id` are optional. Rows with the same `prompt_id` (or, without one, the same text) are one
   prompt; a repeated (prompt, model) pair is averaged.
+
+Rows from a base set (`pureai train --base`, training/base.py) have no text: they carry their
+embedding and input tokens instead, and every row may carry a weight.
 """
 
 from __future__ import annotations
@@ -46,9 +49,18 @@ class OutcomeData:
     source: str = ""
     data_hash: str = ""
     notes: list[str] = field(default_factory=list)
+    # per-row arrays set when a base set is merged in (None otherwise):
+    embeddings: np.ndarray | None = None  # (n, dim); NaN rows are embedded from their text
+    input_tokens: np.ndarray | None = None  # (n,); None: estimated from the text
+    weights: np.ndarray | None = None  # (n,); None: every row weighs 1
+    from_base: np.ndarray | None = None  # (n,) bool: the row came from the base set
 
     def subset(self, rows: np.ndarray) -> OutcomeData:
         pick = [int(i) for i in rows]
+
+        def rows_of(a: np.ndarray | None) -> np.ndarray | None:
+            return None if a is None else a[pick]
+
         return OutcomeData(
             [self.prompt_ids[i] for i in pick],
             [self.texts[i] for i in pick],
@@ -61,6 +73,10 @@ class OutcomeData:
             self.source,
             self.data_hash,
             list(self.notes),
+            rows_of(self.embeddings),
+            rows_of(self.input_tokens),
+            rows_of(self.weights),
+            rows_of(self.from_base),
         )
 
 
@@ -146,11 +162,16 @@ def select_models(data: OutcomeData, models: list[str]) -> OutcomeData:
     return data.subset(np.flatnonzero(~np.isnan(data.scores).all(axis=1)))
 
 
+def is_canonical(path: Path) -> bool:
+    """Whether `path` is a folder in the canonical benchmark format (else JSON Lines)."""
+    return path.is_dir() and _find(path, "prompts") is not None
+
+
 def load(path: Path | str, models: list[str] | None = None) -> OutcomeData:
     path = Path(path)
     if not path.exists():
         raise DataError(path, "no such file or folder")
-    if path.is_dir() and _find(path, "prompts") is not None:
+    if is_canonical(path):
         data = load_canonical(path)
     elif path.is_dir():
         files = sorted(path.glob("*.jsonl"))

@@ -4,6 +4,12 @@ Scikit-learn manners: `QualityFitter(...).fit(E, data)` returns self; learned at
 `_`. Hyper-parameters (logistic C per model, k of the neighbour mean, the blend of the three
 quality estimates) are chosen on a held-out fifth of the prompts (grouped by text), the
 calibration is fitted there too, and the final heads are refitted on every prompt.
+
+Row weights (`data.weights`, set when a base set is merged in) weigh what is learned from outcomes:
+the quality heads, the neighbour mean, the group quality and output-token tables, complexity, the
+calibration and the validation Brier score. The group and capability heads (what kind of prompt
+this is) and the cost model (what a model charges) count every row once. With a base set,
+`hyperparameters` (the base's C, k, blend and calibration) are kept instead of tuned.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from .base import base_set_arrays
 from .data import CAPABILITIES, OutcomeData
 from .onnx_heads import Linear
 
@@ -24,6 +31,7 @@ MIN_GROUP = 20
 FOLDS = 5  # validation folds (of five) for the hyper-parameters and the calibration
 COST_R2_MIN = 0.8  # held-out R² above which expected cost varies per prompt (else: per group)  # groups with fewer prompts fall back to their task label
 DEFAULT_OUT_TOKENS = 400.0
+ABSENT_LOGIT = -30.0  # softmax bias of a class with no training row in a fold
 
 
 def text_split(
@@ -31,24 +39,29 @@ def text_split(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Rows (train, validation): validation is the `fold`-th slice of width `frac` of a seeded
     hash of the normalised text, so prompts with the same text stay on one side."""
-    keys = [" ".join(t.lower().split()) for t in data.texts]
+    keys = [" ".join(t.lower().split()) or pid for t, pid in zip(data.texts, data.prompt_ids, strict=True)]
     salt = str(seed).encode()
     u = np.array([int(hashlib.sha1(salt + k.encode()).hexdigest()[:8], 16) / 2**32 for k in keys])
     va = (u >= fold * frac) & (u < (fold + 1) * frac)
     return np.flatnonzero(~va), np.flatnonzero(va)
 
 
-def soft_logistic(E: np.ndarray, s: np.ndarray, C: float) -> tuple[np.ndarray, float]:
-    """Logistic regression on soft labels: each row once as 1 with weight s, once as 0 with 1 - s."""
+def soft_logistic(
+    E: np.ndarray, s: np.ndarray, C: float, w: np.ndarray | None = None
+) -> tuple[np.ndarray, float]:
+    """Logistic regression on soft labels: each row once as 1 with weight s, once as 0 with 1 - s
+    (times the row's weight `w`, if given)."""
     from sklearn.linear_model import LogisticRegression
 
-    mean = float(np.clip(s.mean(), 1e-3, 1 - 1e-3))
+    mean = float(np.clip(s.mean() if w is None else np.average(s, weights=w), 1e-3, 1 - 1e-3))
     if len(s) < 20 or s.min() == s.max():
         return np.zeros(E.shape[1]), float(np.log(mean / (1 - mean)))
     if np.isin(s, (0.0, 1.0)).all():
-        X, y, sw = E, s.astype(int), None
+        X, y, sw = E, s.astype(int), w
     else:
         X, y, sw = np.vstack([E, E]), np.r_[np.ones(len(s), int), np.zeros(len(s), int)], np.r_[s, 1 - s]
+        if w is not None:
+            sw = sw * np.r_[w, w]
     clf = LogisticRegression(C=C, max_iter=1000).fit(X, y, sample_weight=sw)
     return clf.coef_[0].astype(np.float64), float(clf.intercept_[0])
 
@@ -56,26 +69,46 @@ def soft_logistic(E: np.ndarray, s: np.ndarray, C: float) -> tuple[np.ndarray, f
 def softmax_head(
     E: np.ndarray, labels: list[str], classes: list[str], weights: np.ndarray | None = None
 ) -> Linear:
-    """Multinomial logistic head; classes balanced unless `weights` are given."""
+    """Multinomial logistic head; classes balanced unless `weights` are given. A class without a
+    row here (a small group that fell wholly into a validation fold) gets probability ~0."""
     from sklearn.linear_model import LogisticRegression
 
     dim = E.shape[1]
-    if len(classes) == 1:
-        return Linear(np.zeros((dim, 1)), np.zeros(1), "softmax")
     y = np.array([classes.index(x) for x in labels])
-    clf = LogisticRegression(C=1.0, max_iter=1000, class_weight=None if weights is not None else "balanced")
-    clf.fit(E, y, sample_weight=weights)
-    if len(classes) == 2:  # sklearn keeps one coefficient row for two classes
-        w = clf.coef_[0] / 2
-        return Linear(
-            np.stack([-w, w], axis=1), np.array([-clf.intercept_[0] / 2, clf.intercept_[0] / 2]), "softmax"
+    present = np.unique(y)
+    if len(present) == 1:
+        W, b = np.zeros((dim, 1)), np.zeros(1)
+    else:
+        clf = LogisticRegression(
+            C=1.0, max_iter=1000, class_weight=None if weights is not None else "balanced"
         )
-    return Linear(clf.coef_.T.astype(np.float64), clf.intercept_.astype(np.float64), "softmax")
+        clf.fit(E, y, sample_weight=weights)
+        if len(present) == 2:  # sklearn keeps one coefficient row for two classes
+            w = clf.coef_[0] / 2
+            W, b = np.stack([-w, w], axis=1), np.array([-clf.intercept_[0] / 2, clf.intercept_[0] / 2])
+        else:
+            W, b = clf.coef_.T.astype(np.float64), clf.intercept_.astype(np.float64)
+    if len(present) == len(classes):
+        return Linear(W, b, "softmax")
+    W_all, b_all = np.zeros((dim, len(classes))), np.full(len(classes), ABSENT_LOGIT)
+    W_all[:, present], b_all[present] = W, b
+    return Linear(W_all, b_all, "softmax")
 
 
-def knn_mean(E_fit: np.ndarray, S_fit: np.ndarray, E: np.ndarray, k: int, fallback: np.ndarray) -> np.ndarray:
+def knn_mean(
+    E_fit: np.ndarray,
+    S_fit: np.ndarray,
+    E: np.ndarray,
+    k: int,
+    fallback: np.ndarray,
+    w_fit: np.ndarray | None = None,
+) -> np.ndarray:
+    """Mean score of the k nearest rows of E_fit per model (weighted by w_fit if given), as
+    router/_quality.py computes it when routing."""
     seen = ~np.isnan(S_fit)
     filled = np.nan_to_num(S_fit)
+    if w_fit is not None:
+        seen, filled = seen * w_fit[:, None], filled * w_fit[:, None]
     out = np.empty((len(E), S_fit.shape[1]))
     for s in range(0, len(E), 1024):
         sims = E[s : s + 1024] @ E_fit.T
@@ -83,25 +116,33 @@ def knn_mean(E_fit: np.ndarray, S_fit: np.ndarray, E: np.ndarray, k: int, fallba
         top = np.argpartition(-sims, kk - 1, axis=1)[:, :kk]
         n = seen[top].sum(axis=1)
         out[s : s + 1024] = np.where(
-            n > 0, filled[top].sum(axis=1) / np.maximum(n, 1), fallback[s : s + 1024]
+            n > 0, filled[top].sum(axis=1) / np.where(n > 0, n, 1), fallback[s : s + 1024]
         )
     return out
 
 
-def group_means(groups: np.ndarray, values: np.ndarray, G: int, prior: np.ndarray) -> np.ndarray:
-    """(G, M) means of `values` per group, shrunk toward `prior` (M,); NaN cells ignored."""
+def group_means(
+    groups: np.ndarray, values: np.ndarray, G: int, prior: np.ndarray, w: np.ndarray | None = None
+) -> np.ndarray:
+    """(G, M) means of `values` per group (rows weighted by `w` if given), shrunk toward `prior`
+    (M,); NaN cells ignored."""
     out = np.tile(prior, (G, 1)).astype(np.float64)
     seen = ~np.isnan(values)
+    filled = np.nan_to_num(values)
+    if w is not None:
+        seen, filled = seen * w[:, None], filled * w[:, None]
     for g in range(G):
         rows = groups == g
         n = seen[rows].sum(axis=0)
-        total = np.nan_to_num(values[rows]).sum(axis=0)
+        total = filled[rows].sum(axis=0)
         out[g] = (total + SHRINK * prior) / (n + SHRINK)
     return out
 
 
-def brier(q: np.ndarray, s: np.ndarray) -> float:
+def brier(q: np.ndarray, s: np.ndarray, w: np.ndarray | None = None) -> float:
     m = ~np.isnan(s)
+    if w is not None:
+        return float(np.average((q[m] - s[m]) ** 2, weights=np.broadcast_to(w[:, None], s.shape)[m]))
     return float(np.mean((q[m] - s[m]) ** 2))
 
 
@@ -131,8 +172,10 @@ class QualityFitter:
         progress: Any = None,
         folds: int = FOLDS,
         seeds: tuple[np.ndarray, list[str]] | None = None,
+        hyperparameters: dict[str, Any] | None = None,
     ) -> None:
         self.seeds = seeds  # (embeddings, task labels) of the capability seed prompts
+        self.hyperparameters = hyperparameters  # {"C", "k", "blend", "calibration"}: kept, not fitted
         self.seed = seed
         self.folds = folds
         self.knn_max = knn_max
@@ -160,7 +203,7 @@ class QualityFitter:
         W, b = np.zeros((E.shape[1], S.shape[1])), np.zeros(S.shape[1])
         for j in self._iter(range(S.shape[1]), "quality heads"):
             r = rows[~np.isnan(S[rows, j])]
-            W[:, j], b[j] = soft_logistic(E[r], S[r, j], Cs[j])
+            W[:, j], b[j] = soft_logistic(E[r], S[r, j], Cs[j], self._w(r))
         return Linear(W, b, "sigmoid")
 
     def _parts(
@@ -173,20 +216,26 @@ class QualityFitter:
         k: int,
         group_head: Linear,
     ) -> Parts:
-        S = data.scores
+        S, w = data.scores, self._w(rows)
         prior = np.nanmean(S[rows], axis=0)
         prior = np.where(np.isnan(prior), np.nanmean(S), prior)
-        table = group_means(self.group_idx_[rows], S[rows], len(self.groups_), prior)
+        table = group_means(self.group_idx_[rows], S[rows], len(self.groups_), prior, w)
         P = group_head(E[at])
         q_table = P @ table
-        return Parts(lr(E[at]), knn_mean(E[rows], S[rows], E[at], k, q_table), q_table, P)
+        return Parts(lr(E[at]), knn_mean(E[rows], S[rows], E[at], k, q_table, w), q_table, P)
 
     # -- the whole fit ------------------------------------------------------------------------
+    def _w(self, rows: np.ndarray) -> np.ndarray | None:
+        """The weights of these rows, or None when every row weighs 1."""
+        return None if self.weights_ is None else self.weights_[rows]
+
     def fit(self, E: np.ndarray, data: OutcomeData) -> QualityFitter:
         S = data.scores
+        self.weights_ = None if data.weights is None else np.asarray(data.weights, dtype=np.float64)
         self._labels(data)
         folds = []
-        for fold in range(max(1, min(self.folds, 5))):
+        # with fixed hyper-parameters one fold is enough: it only measures the held-out metrics
+        for fold in range(1 if self.hyperparameters is not None else max(1, min(self.folds, 5))):
             tr, va = text_split(data, self.seed, fold=fold)
             if len(va) < 10 or len(tr) < 10:
                 folds = [(np.arange(len(S)), np.arange(len(S)))]  # tiny data: no honest hold-out
@@ -199,30 +248,28 @@ class QualityFitter:
         self.cost_r2_ = self._cost_r2(data, tr, va)
         self.per_prompt_cost_ = self.cost_r2_ >= COST_R2_MIN
         # hyper-parameters by the summed validation score over the folds
-        C_score = dict.fromkeys(C_GRID, 0.0)
-        k_score = dict.fromkeys(K_GRID, 0.0)
-        grid: list[tuple[float, ...]] = [
-            (a / 8, b / 8, (8 - a - b) / 8) for a in range(9) for b in range(9 - a)
-        ]
+        c_grid, k_grid, grid = self._grids()
+        C_score = dict.fromkeys(c_grid, 0.0)
+        k_score = dict.fromkeys(k_grid, 0.0)
         blend_score: dict[tuple[float, ...], float] = dict.fromkeys(grid, 0.0)
         per_fold = []
         for tr, va in self._iter(folds, "tune (folds)"):
             group_head_tr = softmax_head(E[tr], [self.groups_[g] for g in self.group_idx_[tr]], self.groups_)
             cost_tr = self._cost_model(data, tr, self.per_prompt_cost_)
             score = self._scorer(data, tr, va, cost_tr, group_head_tr(E[va]))
-            lrs = {C: self._fit_logreg(E, S, tr, [C] * S.shape[1]) for C in C_GRID}
-            for C in C_GRID:
+            lrs = {C: self._fit_logreg(E, S, tr, [C] * S.shape[1]) for C in c_grid}
+            for C in c_grid:
                 C_score[C] += score(lrs[C](E[va]))
             per_fold.append((tr, va, score, lrs, group_head_tr, cost_tr))
-        C_best = max(C_GRID, key=lambda C: C_score[C])
+        C_best = max(c_grid, key=lambda C: C_score[C])
         self.C_ = [C_best] * S.shape[1]
         fold_parts = []
         for tr, va, score, lrs, group_head_tr, cost_tr in per_fold:
-            parts = {k: self._parts(E, data, tr, va, lrs[C_best], k, group_head_tr) for k in K_GRID}
-            for k in K_GRID:
+            parts = {k: self._parts(E, data, tr, va, lrs[C_best], k, group_head_tr) for k in k_grid}
+            for k in k_grid:
                 k_score[k] += score(parts[k].knn)
             fold_parts.append((tr, va, score, parts, cost_tr))
-        self.k_ = max(K_GRID, key=lambda k: k_score[k])
+        self.k_ = max(k_grid, key=lambda k: k_score[k])
         for _, _, score, parts, _ in fold_parts:
             for w in grid:
                 blend_score[w] += score(
@@ -233,7 +280,15 @@ class QualityFitter:
         # calibration on the out-of-fold predictions of every fold
         q_oof = np.concatenate([p[self.k_].blend(self.blend_) for _, _, _, p, _ in fold_parts])
         s_oof = np.concatenate([S[va] for _, va, _, _, _ in fold_parts])
-        self.calibration_ = self._calibrate(q_oof, s_oof)
+        w_oof = (
+            None
+            if self.weights_ is None
+            else np.concatenate([self.weights_[va] for _, va, _, _, _ in fold_parts])
+        )
+        if self.hyperparameters is not None:
+            self.calibration_ = dict(self.hyperparameters["calibration"])
+        else:
+            self.calibration_ = self._calibrate(q_oof, s_oof, w_oof)
         tr, va, _, parts, cost_tr = fold_parts[0]
         self.validation_ = (tr, va, parts[self.k_], cost_tr)
         # final heads on every prompt
@@ -244,7 +299,7 @@ class QualityFitter:
         self.complexity_head_, self.complexity_mean_ = self._complexity(E, S)
         prior = np.nanmean(S, axis=0)
         self.group_table_ = group_means(
-            self.group_idx_, S, len(self.groups_), np.where(np.isnan(prior), 0.5, prior)
+            self.group_idx_, S, len(self.groups_), np.where(np.isnan(prior), 0.5, prior), self.weights_
         )
         self.out_table_ = self._out_tokens(data)
         seen = ~np.isnan(S)
@@ -252,8 +307,22 @@ class QualityFitter:
         self.cost_ = self._cost_model(data, everything, self.per_prompt_cost_)
         n_in = self._n_in(data)
         self.reference_ = {"input_tokens": int(round(float(n_in.mean())))}  # fallback input length
-        self._knn_memory(E, S, n_in)
+        self._knn_memory(E, data, n_in)
         return self
+
+    def _grids(self) -> tuple[tuple[float, ...], tuple[int, ...], list[tuple[float, ...]]]:
+        """The candidates for C, k and the blend: the grids, or the one given in `hyperparameters`."""
+        if self.hyperparameters is not None:
+            h = self.hyperparameters
+            return (
+                (float(h["C"]),),
+                (int(h["k"]),),
+                [tuple(float(h["blend"][n]) for n in ("logreg", "knn", "table"))],
+            )
+        blends: list[tuple[float, ...]] = [
+            (a / 8, b / 8, (8 - a - b) / 8) for a in range(9) for b in range(9 - a)
+        ]
+        return C_GRID, K_GRID, blends
 
     def _scorer(
         self, data: OutcomeData, tr: np.ndarray, va: np.ndarray, cost: dict[str, Any], groups_va: np.ndarray
@@ -263,10 +332,10 @@ class QualityFitter:
         the Brier score when too few such prompts exist."""
         from . import metrics
 
-        S = data.scores[va]
+        S, w = data.scores[va], self._w(va)
         full = ~np.isnan(S).any(axis=1)
         if full.sum() < 30 or S.shape[1] < 2 or not all(cost["known"]):
-            return lambda q: -brier(q, S)
+            return lambda q: -brier(q, S, w)
         n_in = self._n_in(data)
         c_hat = self._expected(cost, n_in[va], groups_va)[full]
         real = np.where(np.isnan(data.costs[va][full]), c_hat, data.costs[va][full])
@@ -274,7 +343,7 @@ class QualityFitter:
 
         def score(q: np.ndarray) -> float:
             pts = metrics.sweep(q[full], c_hat, S[full], real)
-            return metrics.curve_metrics(pts, S[full], real, models)["aiq"] - 1e-3 * brier(q, S)
+            return metrics.curve_metrics(pts, S[full], real, models)["aiq"] - 1e-3 * brier(q, S, w)
 
         return score
 
@@ -285,6 +354,8 @@ class QualityFitter:
     def _n_in(data: OutcomeData) -> np.ndarray:
         from router._text import estimate_tokens
 
+        if data.input_tokens is not None:
+            return np.asarray(data.input_tokens, dtype=np.float64)
         return np.array([estimate_tokens(len(t)) for t in data.texts], dtype=np.float64)
 
     @staticmethod
@@ -293,7 +364,7 @@ class QualityFitter:
         out = n_in[:, None] * np.asarray(cost["input_slope"])[None, :] + groups @ np.asarray(cost["base"])
         return np.where(np.asarray(cost["known"])[None, :], out, np.nan)
 
-    def _calibrate(self, q: np.ndarray, s: np.ndarray) -> dict[str, float]:
+    def _calibrate(self, q: np.ndarray, s: np.ndarray, w: np.ndarray | None = None) -> dict[str, float]:
         from sklearn.linear_model import LogisticRegression
 
         m = ~np.isnan(s)
@@ -301,8 +372,12 @@ class QualityFitter:
         if len(y) < 20 or y.min() == y.max():
             return {"a": 1.0, "b": 0.0}
         X = np.vstack([x, x])
+        sw = np.r_[y, 1 - y]
+        if w is not None:
+            wm = np.broadcast_to(w[:, None], s.shape)[m]
+            sw = sw * np.r_[wm, wm]
         clf = LogisticRegression(C=1e4, max_iter=1000).fit(
-            X, np.r_[np.ones(len(y), int), np.zeros(len(y), int)], sample_weight=np.r_[y, 1 - y]
+            X, np.r_[np.ones(len(y), int), np.zeros(len(y), int)], sample_weight=sw
         )
         return {"a": float(clf.coef_[0, 0]), "b": float(clf.intercept_[0])}
 
@@ -343,7 +418,7 @@ class QualityFitter:
         overall = float(np.nanmean(S))
         r = (np.nansum(resid, axis=1) + n * overall) / (n + 2.0) + 2.0 * overall / (n + 2.0)
         y = logit(np.clip(1.0 - r, 0.02, 0.98))
-        reg = Ridge(alpha=1.0).fit(E, y)
+        reg = Ridge(alpha=1.0).fit(E, y, sample_weight=self.weights_)
         head = Linear(
             reg.coef_.reshape(-1, 1).astype(np.float64), np.array([float(reg.intercept_)]), "sigmoid"
         )
@@ -354,7 +429,7 @@ class QualityFitter:
         model_mean = np.nanmean(T, axis=0) if np.isfinite(T).any() else np.full(T.shape[1], np.nan)
         overall = float(np.nanmean(T)) if np.isfinite(T).any() else DEFAULT_OUT_TOKENS
         prior = np.where(np.isnan(model_mean), overall, model_mean)
-        return group_means(self.group_idx_, T, len(self.groups_), prior)
+        return group_means(self.group_idx_, T, len(self.groups_), prior, self.weights_)
 
     def _cost_r2(self, data: OutcomeData, tr: np.ndarray, va: np.ndarray) -> float:
         """Held-out R² of the per-prompt cost model (mean over models with costs)."""
@@ -391,13 +466,23 @@ class QualityFitter:
             base[:, j] = np.maximum(group_means(g, resid, G, np.array([model_base]))[:, 0], 0.0)
         return {"input_slope": slope.tolist(), "base": base.tolist(), "known": known}
 
-    def _knn_memory(self, E: np.ndarray, S: np.ndarray, n_in: np.ndarray) -> None:
+    def _knn_memory(self, E: np.ndarray, data: OutcomeData, n_in: np.ndarray) -> None:
+        """The neighbour memory: up to knn_max rows (every row not from a base set first), with
+        what a later `pureai train --base` needs to learn from them again (training/base.py)."""
         rows = np.arange(len(E))
         if len(rows) > self.knn_max:
-            rows = np.sort(np.random.default_rng(self.seed).choice(rows, self.knn_max, replace=False))
+            rng = np.random.default_rng(self.seed)
+            if data.from_base is None:
+                rows = np.sort(rng.choice(rows, self.knn_max, replace=False))
+            else:
+                own, base = rows[~data.from_base], rows[data.from_base]
+                own = np.sort(rng.choice(own, min(len(own), self.knn_max), replace=False))
+                base = rng.choice(base, self.knn_max - len(own), replace=False)
+                rows = np.sort(np.r_[own, base])
         self.knn_embeddings_ = E[rows].astype(np.float16)
         self.knn_tokens_ = n_in[rows].astype(np.int32)
-        self.knn_scores_ = S[rows].astype(np.float16)
+        self.knn_scores_ = data.scores[rows].astype(np.float16)
+        self.knn_base_set_ = base_set_arrays(data, rows, self.group_idx_, self._w(rows))
 
     # -- outputs --------------------------------------------------------------------------------
     def heads(self) -> dict[str, Linear]:

@@ -59,6 +59,7 @@ def markdown(result: dict[str, Any], manifest: dict[str, Any], plots: list[str])
         f"- data: `{manifest['data']['source']}` (sha256 `{manifest['data']['sha256'][:16]}…`), "
         f"{manifest['data']['prompts']} prompts, {len(result['models'])} models",
         f"- command: `{manifest['command']}`",
+        *_rows_line(result.get("rows")),
         f"- held-out prompts: {result['validation_prompts']} (grouped by text; heads fitted on the other "
         f"{result['train_prompts']})",
         f"- Brier score {result['brier']:.4f}, calibration ECE {result['ece']:.4f}"
@@ -91,3 +92,12 @@ def markdown(result: dict[str, Any], manifest: dict[str, Any], plots: list[str])
         lines.append("")
     lines += [f"![{p}]({p})" for p in plots]
     return "\n".join(lines) + "\n"
+
+
+def _rows_line(rows: dict[str, Any] | None) -> list[str]:
+    if not rows or not rows["base"]:
+        return []
+    return [
+        f"- rows: {rows['base']} from the base set (`{rows['base_source']}`) and {rows['user']} of yours, "
+        f"each of yours weighing {rows['user_weight']:g}"
+    ]

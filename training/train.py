@@ -17,6 +17,7 @@ from router import _artifacts
 from router._embed import Embedder
 from router._quality import logit, sigmoid
 
+from . import base as base_set
 from . import embed_cache, metrics, onnx_heads, report
 from .data import OutcomeData
 from .errors import DataError, ExportError
@@ -35,6 +36,7 @@ class Options:
     force: bool = False
     progress: bool = True
     command: str = ""
+    base: dict[str, Any] | None = None  # the --base set merged into the data: source, user_weight
 
 
 def rename_to_registry(data: OutcomeData, catalogue: Any) -> OutcomeData:
@@ -117,11 +119,16 @@ def train(data: OutcomeData, catalogue: Any, opts: Options) -> dict[str, Any]:
         progress = _tqdm() if opts.progress else None
         embedder = Embedder(src / "embedder.onnx", src / "tokenizer.json")
         emb_sha = _artifacts.sha256(src / "embedder.onnx")
-        E = embed_cache.embed(data.texts, embedder, emb_sha, opts.cache_dir, progress)
+        E = embed_rows(data, embedder, emb_sha, opts.cache_dir, progress)
         seed_texts, seed_tasks = capability_seeds()
         seeds = (embed_cache.embed(seed_texts, embedder, emb_sha, opts.cache_dir), seed_tasks)
         fitter = QualityFitter(
-            seed=opts.seed, knn_max=opts.knn_max, progress=progress, folds=opts.folds, seeds=seeds
+            seed=opts.seed,
+            knn_max=opts.knn_max,
+            progress=progress,
+            folds=opts.folds,
+            seeds=seeds,
+            hyperparameters=base_set.hyperparameters(Path(opts.base["source"])) if opts.base else None,
         ).fit(E, data)
         shutil.copyfile(src / "embedder.onnx", tmp / "embedder.onnx")
         shutil.copyfile(src / "tokenizer.json", tmp / "tokenizer.json")
@@ -132,13 +139,16 @@ def train(data: OutcomeData, catalogue: Any, opts: Options) -> dict[str, Any]:
         parity = onnx_heads.verify(heads, tmp / "heads.onnx", sample)
         table = fitter.table(data.models, opts.cost_from)
         (tmp / "quality.json").write_text(json.dumps(table, indent=1), encoding="utf-8")
+        extra: dict[str, Any] = fitter.knn_base_set_  # training/base.py: what --base reads back
         np.savez_compressed(
             tmp / "knn.npz",
             embeddings=fitter.knn_embeddings_,
             scores=fitter.knn_scores_,
             input_tokens=fitter.knn_tokens_,
+            **extra,
         )
         result = validation_metrics(data, fitter, catalogue, opts.cost_from)
+        result["rows"] = row_counts(data, opts.base)
         result["onnx_max_abs_diff"] = parity
         result["seconds"] = round(time.time() - started, 1)
         manifest = {
@@ -151,6 +161,7 @@ def train(data: OutcomeData, catalogue: Any, opts: Options) -> dict[str, Any]:
                 "prompts": len(data.texts),
                 "models": data.models,
                 "notes": data.notes,
+                "rows": result["rows"],
             },
             "seed": opts.seed,
             "embedder_source": str(src),
@@ -166,6 +177,30 @@ def train(data: OutcomeData, catalogue: Any, opts: Options) -> dict[str, Any]:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return result
+
+
+def embed_rows(
+    data: OutcomeData, embedder: Embedder, sha: str, cache: Path | None, progress: Any
+) -> np.ndarray:
+    """(n, dim) embeddings: the rows' own where a base set gave them, the embedder's elsewhere."""
+    if data.embeddings is None:
+        return embed_cache.embed(data.texts, embedder, sha, cache, progress)
+    E = np.array(data.embeddings, dtype=np.float32)
+    todo = np.flatnonzero(np.isnan(E).any(axis=1))
+    if len(todo):
+        E[todo] = embed_cache.embed([data.texts[i] for i in todo], embedder, sha, cache, progress)
+    return E
+
+
+def row_counts(data: OutcomeData, base: dict[str, Any] | None) -> dict[str, Any]:
+    """How many rows came from the base set and from the data, and what each of the data's weighs."""
+    n_base = int(data.from_base.sum()) if data.from_base is not None else 0
+    return {
+        "base": n_base,
+        "user": len(data.texts) - n_base,
+        "user_weight": float(base["user_weight"]) if base else 1.0,
+        "base_source": base["source"] if base else None,
+    }
 
 
 def validation_metrics(

@@ -77,11 +77,25 @@ def test_requests_feedback_export_train(
     later = pureai("export", "--since", "2999-01-01", "--out", str(tmp_path / "none"), env=env)
     assert json.loads(later.stdout)["rows"] == 0
 
+    # the retrain learns from the export beside the shipped base set (the default for JSON Lines)
     artifacts = tmp_path / "artifacts"
     pureai("train", "--data", str(out), "--out", str(artifacts), "--folds", "1", "--quiet", env=env)
-    router = Router.load(artifacts, load_catalogue(env["PUREAI_CATALOGUE"]))
+    rows = json.loads((artifacts / "report" / "metrics.json").read_text())["rows"]
+    assert (rows["base"], rows["user"], rows["user_weight"]) == (8000, 23, 10.0)
+    catalogue = load_catalogue(env["PUREAI_CATALOGUE"])
+    router, shipped = Router.load(artifacts, catalogue), Router.load(None, catalogue)
+    assert router.quality.models == shipped.quality.models  # the export's models are shipped ones
     decision = router.select("sort a python list", MODELS, 0.0)
     assert decision.selected_model in MODELS
+
+    def lead(rt: Router) -> float:
+        """gpt-4o-mini's mean lead in predicted quality over claude-3-haiku on new prompts of the
+        topics whose feedback scored it 1 and claude-3-haiku 0."""
+        ds = rt.select_many([f"{t} (#99)" for t in TOPICS], MODELS, 0.0)
+        q = [{c.model: c.quality for c in d.candidates} for d in ds]
+        return sum(x["gpt-4o-mini"] - x["claude-3-haiku"] for x in q) / len(q)
+
+    assert lead(router) > lead(shipped) + 0.05
 
 
 def test_prompts_are_not_kept_by_default(catalogue_file: Path, fresh: Any, tmp_path: Path) -> None:

@@ -222,7 +222,7 @@ def user_logs(
 @pytest.fixture(scope="module")
 def trained_on_logs(user_logs: Path, train: Train, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("jsonl") / "router"
-    result = train(user_logs, out)
+    result = train(user_logs, out, "--base", "none")  # these rows alone (tests/training/test_base.py: with a base)
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     assert (summary["models"], summary["prompts"]) == (2, 100)
