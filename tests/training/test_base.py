@@ -156,6 +156,26 @@ def test_user_weight_moves_quality_monotonically(
     assert seen == sorted(seen, reverse=True) and seen[0] - seen[-1] > 0.2, seen
 
 
+def test_a_retrained_router_serves_as_a_base_with_its_weights(
+    trained_dir: Path, train: Train, tmp_path: Path
+) -> None:
+    """Artifacts trained with a base keep every row's weight, so they can be the next base."""
+    first, second = tmp_path / "first", tmp_path / "second"
+    data = _write(tmp_path / "monday.jsonl", translations("gpt-4o-mini-2024-07-18"))
+    assert train(data, first, "--base", trained_dir, "--user-weight", "4").returncode == 0
+    more = [
+        {**r, "prompt": r["prompt"] + "!", "prompt_id": r["prompt_id"] + "b"} for r in translations("gpt-4o")
+    ]
+    data = _write(tmp_path / "tuesday.jsonl", more)
+    result = train(data, second, "--base", first, "--user-weight", "2")
+    assert result.returncode == 0, result.stderr
+    assert _json(second / "report" / "metrics.json")["rows"]["base"] == 230 + 20
+    with np.load(second / "knn.npz") as knn:
+        counts = dict(zip(*np.unique(knn["weights"], return_counts=True), strict=True))
+    assert counts == {1.0: 230, 2.0: 20, 4.0: 20}
+    assert _json(second / "quality.json")["models"][-2:] == ["my-finetune", "gpt-4o"]
+
+
 def test_a_canonical_folder_has_no_base_by_default(trained_dir: Path) -> None:
     rows = _json(trained_dir / "report" / "metrics.json")["rows"]
     assert rows == {"base": 0, "user": 230, "user_weight": 1.0, "base_source": None}
