@@ -114,7 +114,8 @@ def parser() -> argparse.ArgumentParser:
         choices=range(1, 6),
         default=5,
         metavar="1-5",
-        help="validation folds for tuning and calibration (default 5; 1 is 5x faster)",
+        help="validation folds for tuning and calibration (default 5; 1 is 5x faster; "
+        "with a base nothing is tuned and 1 is used)",
     )
     t.add_argument(
         "--base",

@@ -43,7 +43,9 @@ def base_option(args: argparse.Namespace) -> dict[str, Any] | None:
     if choice == "none":
         if weight is not None:
             raise OptionError(
-                "--user-weight", "weighs your rows against a base set; with --base none there is none"
+                "--user-weight",
+                "weighs your rows against a base set, and there is none "
+                "(--base none, the default for a canonical folder): pass --base shipped or DIR",
             )
         return None
     if weight is None:

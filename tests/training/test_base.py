@@ -203,7 +203,7 @@ def _old_artifacts(trained_dir: Path, folder: Path) -> Path:
         (("--user-weight", "-1"), "--user-weight: must be a number > 0, got -1"),
         (("--user-weight", "0"), "--user-weight: must be a number > 0, got 0"),
         (("--user-weight", "nan"), "--user-weight: must be a number > 0, got nan"),
-        (("--base", "none", "--user-weight", "5"), "--user-weight: weighs your rows against a base set"),
+        (("--base", "none", "--user-weight", "5"), "--user-weight: weighs your rows against a base set, and"),
         (
             ("--base", "{tmp}/no-such-artifacts"),
             "--base: {tmp}/no-such-artifacts: not a folder of router artifacts",
@@ -229,4 +229,12 @@ def test_bad_base_options(
     fill = {"tmp": str(tmp_path), "old": str(old)}
     result = train(data, tmp_path / "out", *(a.format(**fill) for a in args))
     assert_cli_error(result, why=why.format(**fill))
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_weight_without_a_base_on_a_canonical_folder(
+    fixture_dir: Path, train: Train, assert_cli_error: AssertCliError, tmp_path: Path
+) -> None:
+    result = train(fixture_dir, tmp_path / "out", "--user-weight", "3")
+    assert_cli_error(result, why="--user-weight: weighs your rows against a base set, and there is none")
     assert not (tmp_path / "out").exists()
