@@ -1,7 +1,9 @@
 """Locate, verify and read a directory of router artifacts.
 
 A directory holds `manifest.json` (file names with sha256s, the data hash, the command that
-produced it), `embedder.onnx` + `tokenizer.json`, `heads.onnx`, `quality.json` and `knn.npz`.
+produced it), `embedder.onnx` + `tokenizer.json`, `heads.onnx`, `quality.json` and `knn.npz` (the
+neighbour memory; its base-set arrays, which only `pureai train --base` reads, are described in
+training/base.py).
 """
 
 from __future__ import annotations

@@ -238,3 +238,14 @@ def test_a_weight_without_a_base_on_a_canonical_folder(
     result = train(fixture_dir, tmp_path / "out", "--user-weight", "3")
     assert_cli_error(result, why="--user-weight: weighs your rows against a base set, and there is none")
     assert not (tmp_path / "out").exists()
+
+
+def test_a_small_memory_keeps_every_user_row(trained_dir: Path, train: Train, tmp_path: Path) -> None:
+    """Past --knn-max rows, the neighbour memory drops base rows, never the user's."""
+    data = _write(tmp_path / "traffic.jsonl", translations("gpt-4o-mini-2024-07-18"))
+    out = tmp_path / "out"
+    result = train(data, out, "--base", trained_dir, "--knn-max", "100")
+    assert result.returncode == 0, result.stderr
+    with np.load(out / "knn.npz") as knn:
+        assert knn["embeddings"].shape == (100, 384)
+        assert int((knn["weights"] == 10.0).sum()) == 20
