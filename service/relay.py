@@ -21,6 +21,7 @@ read that waits longer than the timeout raises `TimeoutError` (aiohttp's `Server
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncGenerator, Mapping
 from typing import Any
@@ -32,6 +33,8 @@ from .shaping import dumps
 __all__ = ["ContextWindowExceeded", "Relay", "UpstreamStatus"]
 
 MAX_ERROR_BYTES = 64 * 1024
+FINISH_S = 0.5
+"""How long a stream's end (after [DONE]) may take to arrive before its connection is closed."""
 _CONTEXT_HINTS = ("context_length_exceeded", "maximum context length", "context window")
 
 
@@ -107,8 +110,10 @@ class Frames:
 
 
 async def _frames(response: aiohttp.ClientResponse) -> AsyncGenerator[dict[str, Any], None]:
-    """The `data:` payloads of an SSE response, decoded, until `[DONE]` or the end of the body."""
-    done = False
+    """The `data:` payloads of an SSE response, decoded, until `[DONE]` or the end of the body; a
+    body that ends before any finish_reason was cut (aiohttp may see a connection closed mid-way as
+    the end of the body), and raises `ClientPayloadError` as a broken stream."""
+    done = finished = False
     try:
         buffer = b""
         async for data in response.content.iter_any():
@@ -121,17 +126,33 @@ async def _frames(response: aiohttp.ClientResponse) -> AsyncGenerator[dict[str, 
                 if payload is None:
                     continue
                 if payload == b"[DONE]":
-                    done = True
+                    done = await _finish(response)
                     return
                 chunk = json.loads(payload)
-                if isinstance(chunk, dict) and chunk.get("error") is not None and "choices" not in chunk:
+                if not isinstance(chunk, dict):
+                    raise ValueError("an SSE frame that is not a JSON object")
+                if chunk.get("error") is not None and "choices" not in chunk:
                     raise _frame_error(chunk["error"])
+                finished = finished or any(c.get("finish_reason") for c in chunk.get("choices") or ())
                 yield chunk
+        if not finished:  # the body ended (a connection closed mid-way) before the answer did
+            raise aiohttp.ClientPayloadError("the stream ended before its finish_reason and [DONE]")
     finally:
         if done:
             response.release()  # read to its end: the connection goes back to the pool
         else:
             response.close()  # cut short: the connection is closed, and the upstream sees it
+
+
+async def _finish(response: aiohttp.ClientResponse) -> bool:
+    """Read what follows [DONE] (the chunked body's last, empty chunk), so that the connection can go
+    back to the pool; False if it does not come within `FINISH_S` (the connection is then closed)."""
+    try:
+        async with asyncio.timeout(FINISH_S):
+            await response.content.read()
+    except TimeoutError:
+        return False
+    return True
 
 
 def _data(frame: bytes) -> bytes | None:
