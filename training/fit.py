@@ -280,14 +280,14 @@ class QualityFitter:
         # calibration on the out-of-fold predictions of every fold
         q_oof = np.concatenate([p[self.k_].blend(self.blend_) for _, _, _, p, _ in fold_parts])
         s_oof = np.concatenate([S[va] for _, va, _, _, _ in fold_parts])
-        w_oof = (
-            None
-            if self.weights_ is None
-            else np.concatenate([self.weights_[va] for _, va, _, _, _ in fold_parts])
-        )
         if self.hyperparameters is not None:
             self.calibration_ = dict(self.hyperparameters["calibration"])
         else:
+            w_oof = (
+                None
+                if self.weights_ is None
+                else np.concatenate([self.weights_[va] for _, va, *_ in fold_parts])
+            )
             self.calibration_ = self._calibrate(q_oof, s_oof, w_oof)
         tr, va, _, parts, cost_tr = fold_parts[0]
         self.validation_ = (tr, va, parts[self.k_], cost_tr)
