@@ -22,13 +22,12 @@ read that waits longer than the timeout raises `TimeoutError` (aiohttp's `Server
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncGenerator, Mapping
 from typing import Any
 
 import aiohttp
 
-from .shaping import dumps
+from .shaping import dumps, loads
 
 __all__ = ["ContextWindowExceeded", "Relay", "UpstreamStatus"]
 
@@ -81,7 +80,7 @@ class Relay:
             if response.status >= 400:
                 raise await _status_error(response)
             if not stream:
-                answer: dict[str, Any] = json.loads(await response.read())
+                answer: dict[str, Any] = loads(await response.read())
                 return answer
         except BaseException:
             response.close()
@@ -128,7 +127,7 @@ async def _frames(response: aiohttp.ClientResponse) -> AsyncGenerator[dict[str, 
                 if payload == b"[DONE]":
                     done = await _finish(response)
                     return
-                chunk = json.loads(payload)
+                chunk = loads(payload)
                 if not isinstance(chunk, dict):
                     raise ValueError("an SSE frame that is not a JSON object")
                 if chunk.get("error") is not None and "choices" not in chunk:
@@ -170,7 +169,7 @@ async def _status_error(response: aiohttp.ClientResponse) -> UpstreamStatus:
     message = raw.decode("utf-8", "replace").strip() or response.reason or f"status {response.status}"
     code = None
     try:
-        error = json.loads(raw).get("error")
+        error = loads(raw).get("error")
     except (ValueError, AttributeError):
         error = None
     if isinstance(error, dict):

@@ -7,6 +7,7 @@ import json
 import time
 from typing import Any
 
+import orjson
 from starlette.responses import JSONResponse
 
 from models_registry import ModelEntry
@@ -166,11 +167,26 @@ def chunk_text(data: dict[str, Any]) -> str:
 
 
 def dumps(data: Any) -> bytes:
-    """Compact UTF-8 JSON; text with lone surrogates (valid JSON, not valid UTF-8) is \\u-escaped."""
+    """Compact UTF-8 JSON (orjson: every answer and every streamed event is written here, and it is
+    ~15x faster than the standard library on these small objects); what orjson refuses (text with
+    lone surrogates, valid JSON but not valid UTF-8; integers past 64 bits) goes through `json`,
+    \\u-escaped."""
+    try:
+        return orjson.dumps(data)
+    except TypeError:  # orjson.JSONEncodeError
+        pass
     try:
         return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
     except UnicodeEncodeError:
         return json.dumps(data, ensure_ascii=True, separators=(",", ":")).encode()
+
+
+def loads(data: bytes) -> Any:
+    """JSON from an upstream: orjson, or `json` for what orjson refuses (lone surrogate escapes)."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return json.loads(data)
 
 
 def sse(data: dict[str, Any]) -> bytes:
