@@ -80,17 +80,18 @@ def drift(learning: Gateway, fresh: Upstreams) -> tuple[list[str], list[str], st
     after = []
     for _ in range(40):
         after.append(answered(learning, key)[0])
-    broken = [i for i, m in enumerate(after) if m == "gpt-4o"]
-    assert len(broken) >= 1 and broken[0] == 0  # it kept the traffic until feedback said otherwise
-    first_switch = after.index("gpt-4o-mini")
+    assert "gpt-4o" in after[:3], after  # it kept the traffic until feedback said otherwise
+    # Switched: three gpt-4o-mini answers in a row (not a lone exploration), within the bound ...
+    first_switch = next(i for i in range(len(after)) if after[i : i + 3] == ["gpt-4o-mini"] * 3)
     assert first_switch <= SWITCH_WITHIN, after
-    settled = after[first_switch:]
+    # ... and it stays switched, but for explorations.
+    settled = after[SWITCH_WITHIN + 3 :]
     assert settled.count("gpt-4o-mini") >= 0.85 * len(settled), after
 
     state = learning.http.get("/v1/admin/router", headers=learning.admin()).json()["learning"]
-    assert state["gpt-4o"]["quality_shift"] < -0.05 < 0 <= state["gpt-4o-mini"]["quality_shift"]
+    assert state["gpt-4o"]["quality_shift"] < -0.03 < 0 <= state["gpt-4o-mini"]["quality_shift"]
     samples = prom.scrape(learning)
-    assert prom.value(samples, "pureai_router_quality_shift", model="gpt-4o") < -0.05
+    assert prom.value(samples, "pureai_router_quality_shift", model="gpt-4o") < -0.03
 
     # The ledger's view, for the console: share and mean feedback per router version and model.
     r = learning.http.get("/v1/admin/router/stats", headers=learning.admin())
