@@ -35,10 +35,14 @@ lint:
 	$(VENV)/bin/ruff check router training models_registry service lunar tests benchmarks
 	$(VENV)/bin/mypy
 
-# The whole suite, then the gateway's tests again over PostgreSQL instead of SQLite.
+# The whole suite, then the gateway's tests again over PostgreSQL instead of SQLite, then the
+# upstream-facing ones with every call through litellm (the relay off: providers that need it).
+RELAY_OFF_TESTS := tests/service/test_streaming.py tests/service/test_failover.py tests/service/test_api_reference.py \
+	tests/service/test_openai_client.py tests/service/test_errors.py
 test: install-dev lint
 	$(VENV)/bin/pytest -q
 	PUREAI_TEST_STORE=postgres $(VENV)/bin/pytest -q tests/service
+	PUREAI_TEST_RELAY=false $(VENV)/bin/pytest -q $(RELAY_OFF_TESTS)
 
 # Rebuild the shipped artifacts from ../shared (train_ok rows only; see docs/artifacts.md).
 artifacts: install-dev

@@ -125,8 +125,10 @@ class Executor:
         backoff_s: float = 0.05,
         first_token_timeout_s: float | None = None,
         breaker: Breaker | None = None,
+        relay: bool = True,
     ) -> None:
         self.timeout_s = timeout_s
+        self.use_relay = relay
         self.retries = retries
         self.backoff_s = backoff_s
         self.first_token_timeout_s = first_token_timeout_s
@@ -386,7 +388,7 @@ class Executor:
     ) -> Callable[[], Awaitable[Any]]:
         """One attempt's upstream call, not yet made: through the relay or through litellm."""
         options = {"stream": True, "stream_options": {"include_usage": True}} if stream else {}
-        if target.relayed(kind):
+        if self.use_relay and target.relayed(kind):
             body = {"model": target.litellm_model.removeprefix("openai/"), **payload, **options}
             return functools.partial(self.relay.send, target.url(kind), target.api_key or KEYLESS, body)
         lt = self._litellm

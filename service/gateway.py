@@ -90,6 +90,7 @@ class Gateway:
                 settings.breaker_cooldown_s,
                 settings.rate_limit_cooldown_max_s,
             ),
+            relay=settings.relay,
         )
         self._tasks: set[asyncio.Future[Any]] = set()  # ledger writes, open requests and streams
         self._prompts_purged = 0.0  # monotonic time of the last deletion of expired prompts

@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     rate_limit_cooldown_max_s: float = Field(60.0, ge=0)
     """A provider's 429 with Retry-After / retry-after-ms skips it until then, at most this long;
     0: the hint is ignored (the 429 counts as a failure)."""
+    relay: bool = True
+    """Call OpenAI-compatible endpoints (an `openai/` model with an `api_base` of its own) directly,
+    relaying their frames (service/relay.py); false: every call goes through litellm."""
     max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024)
     """Bodies larger than this get 413 before they are read."""
     key_cache_s: float = Field(2.0, ge=0)

@@ -28,6 +28,8 @@ PROVIDER_KEYS = {
 
 
 TEST_STORE = os.environ.get("PUREAI_TEST_STORE", "sqlite")
+RELAY = os.environ.get("PUREAI_TEST_RELAY", "true") == "true"
+"""PUREAI_TEST_RELAY=false: the gateways call every upstream through litellm (PUREAI_RELAY=false)."""
 PG = "postgresql://postgres@127.0.0.1:5432/test"
 _schemas: list[str] = []
 
@@ -85,6 +87,8 @@ def gateway_env(catalogue_file: Path, data: Path, **extra: str) -> dict[str, str
         "PUREAI_RETRIES_PER_PROVIDER": "0",
         "PUREAI_BREAKER_FAILURES": "0",
         "PUREAI_RATE_LIMIT_COOLDOWN_MAX_S": "0",
+        # `make test` runs the streaming and failover tests again with every call through litellm.
+        "PUREAI_RELAY": "true" if RELAY else "false",
         "PUREAI_EXPLORE_SHARE": "0",  # a routed model is the plain choice (test_learning turns it on)
         **PROVIDER_KEYS,
         **extra,
