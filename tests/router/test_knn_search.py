@@ -1,38 +1,67 @@
-"""router/knn_search.onnx, the neighbour search in onnxruntime (training/onnx_knn.py): it is what
-the builder makes, and it finds numpy's neighbours (the same similarities; on exact ties it keeps
-the lower index, as ONNX's TopK does)."""
+"""The neighbour search of the kNN quality estimate (router/_quality.py `neighbours`): an int8 stage
+in onnxruntime (router/knn_search.onnx, built by training/onnx_knn.py), then the candidates ranked
+by their float32 similarity. It must find exactly what a full float32 search finds."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from router import Router
-from router._quality import SEARCH
+from router._quality import SEARCH, quantize_rows
 from training import onnx_knn
+
+
+def same_as_a_full_search(got: np.ndarray, emb: np.ndarray, memory: np.ndarray, k: int) -> None:
+    """`got` holds, per row, the k most similar memory rows of a full float32 search: the same
+    rows wherever the k-th and the next similarity differ by more than float rounding, and always
+    the same similarities (the order within the k does not count: the neighbours are averaged)."""
+    sims = emb @ memory.T
+    order = np.argsort(-sims, axis=1, kind="stable")
+    want = np.take_along_axis(sims, order[:, :k], axis=1)
+    found = -np.sort(-np.take_along_axis(sims, got, axis=1), axis=1)
+    np.testing.assert_allclose(found, want, atol=1e-6)
+    edge = np.take_along_axis(sims, order[:, k - 1 : k + 1], axis=1)
+    for i in np.flatnonzero(edge[:, 0] - edge[:, 1] > 1e-6):
+        assert set(got[i].tolist()) == set(order[i, :k].tolist())
 
 
 def test_the_committed_graph_is_what_the_builder_makes() -> None:
     assert SEARCH.read_bytes() == onnx_knn.graph().SerializeToString()
 
 
-def test_the_search_finds_numpys_neighbours(fixture_router: Router, trainable_texts: list[str]) -> None:
-    q = fixture_router.quality
-    emb = fixture_router.embedder.embed(trainable_texts[:50])
-    k = min(q.k, len(q.knn_emb))
-    assert 0 < k < len(q.knn_emb)
-    feed = {"embedding": emb, "memory": q.knn_emb, "k": np.array([k], dtype=np.int64)}
-    (got,) = q.knn_search.run(["neighbours"], feed)
-    assert got.shape == (50, k) and len({tuple(sorted(row)) for row in got}) > 1
-    sims = emb @ q.knn_emb.T
-    want = -np.sort(-sims, axis=1)[:, :k]
-    found = -np.sort(-np.take_along_axis(sims, got, axis=1), axis=1)
-    np.testing.assert_allclose(found, want, atol=1e-5)
+@pytest.fixture(scope="module")
+def shipped() -> Router:
+    return Router.load()
 
 
-def test_a_memory_smaller_than_k_gives_every_row(fixture_router: Router) -> None:
-    q = fixture_router.quality
-    emb = fixture_router.embedder.embed(["What is 2 + 2?"])
-    memory = q.knn_emb[:5]
-    feed = {"embedding": emb, "memory": memory, "k": np.array([5], dtype=np.int64)}
-    (got,) = q.knn_search.run(["neighbours"], feed)
-    assert sorted(got[0].tolist()) == [0, 1, 2, 3, 4]
+def test_the_shipped_memory_gives_a_full_searchs_neighbours(shipped: Router) -> None:
+    q = shipped.quality
+    texts = [
+        f"Question {i}: how many {w} fit in a box?" for i, w in enumerate(["apples", "cats", "words"] * 20)
+    ]
+    texts += [
+        "Write Python code to sort a list",
+        "Translate 'good morning' into French",
+        "Prove sqrt(2) is irrational",
+    ]
+    emb = shipped.embedder.embed(texts)
+    assert len(q.knn_emb) > 1000 and q.k < len(q.knn_emb)
+    same_as_a_full_search(q.neighbours(emb), emb, q.knn_emb, q.k)
+
+
+def test_random_directions_too(shipped: Router) -> None:
+    """Away from real prompts (random unit vectors, where similarities crowd together)."""
+    q = shipped.quality
+    rng = np.random.default_rng(0)
+    emb = rng.normal(size=(40, q.knn_emb.shape[1])).astype(np.float32)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    same_as_a_full_search(q.neighbours(emb), emb, q.knn_emb, q.k)
+
+
+def test_quantized_rows_keep_the_similarities_within_a_few_thousandths(shipped: Router) -> None:
+    q = shipped.quality
+    rows, scales = quantize_rows(q.knn_emb)
+    assert rows.dtype == np.int8 and rows.shape == q.knn_emb.shape[::-1]
+    approx = (rows.T.astype(np.float32) * scales[:, None]) @ q.knn_emb[0]
+    np.testing.assert_allclose(approx, q.knn_emb @ q.knn_emb[0], atol=0.003)
