@@ -19,6 +19,7 @@ from starlette.types import ASGIApp
 
 from . import errors, logs
 from .gateway import Gateway
+from .hot import Hot
 from .middleware import Edge
 from .routes import (
     admin,
@@ -75,8 +76,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 class App(FastAPI):
     """FastAPI with a short middleware stack: `Edge` (ours: request id, capacity, body limit,
-    unexpected errors, metrics and access log) -> Starlette's ExceptionMiddleware (the handlers of
-    `errors.install`) -> FastAPI's AsyncExitStackMiddleware (which its routes require) -> the routes.
+    unexpected errors, metrics and access log) -> `Hot` (the completion and router routes, called
+    at once) -> Starlette's ExceptionMiddleware (the handlers of `errors.install`) -> FastAPI's
+    AsyncExitStackMiddleware (which its routes require) -> the routes.
     FastAPI's default stack put ServerErrorMiddleware and its telemetry and body-limit layers in front
     of ours, each wrapping every `send` of every streamed event. `add_middleware` is not used here."""
 
@@ -87,7 +89,7 @@ class App(FastAPI):
         inner = ExceptionMiddleware(
             AsyncExitStackMiddleware(self.router), handlers=handlers, debug=self.debug
         )
-        return Edge(inner, **self.edge)
+        return Edge(Hot(inner, self.router.routes, handlers), **self.edge)
 
 
 class ConsoleFiles(StaticFiles):

@@ -59,6 +59,7 @@ class Context:
     prompt: str | None = None  # kept with the ledger row when prompt logging is on (`note_prompt`)
     router_version: str | None = None  # of the router that decided (/v1/router)
     predicted_quality: float | None = None  # its prediction for the chosen model, before feedback
+    decide_ms: float | None = None  # the router's own time on this request (/v1/router)
 
     def elapsed_ms(self, now: float | None = None) -> float:
         return ((now or time.perf_counter()) - self.started) * 1000.0
@@ -67,6 +68,8 @@ class Context:
         headers = self.limit.headers() if self.limit else {}
         if self.router_version is not None:
             headers["x-pureai-router-version"] = self.router_version
+        if self.decide_ms is not None:
+            headers["server-timing"] = f"decide;dur={self.decide_ms:.3f}"
         return headers
 
 
@@ -346,6 +349,7 @@ class Gateway:
         if ctx is not None:
             ctx.router_version = current.version
             ctx.predicted_quality = choice.predicted
+            ctx.decide_ms = choice.seconds * 1000.0
         if shadow is not None:
             request_id = ctx.request_id if ctx else ""
             compared = self.rollout.compare(

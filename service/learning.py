@@ -34,6 +34,7 @@ from __future__ import annotations
 import math
 import random
 import threading
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -56,6 +57,7 @@ class Choice:
     decision: Any  # router.Decision
     explored: bool
     predicted: float  # the chosen model's predicted quality before the feedback shift
+    seconds: float = 0.0  # the router's own time (select, twice when exploring)
 
 
 class Learner:
@@ -137,9 +139,13 @@ class Learner:
                 and self._rng.random() < self.explore_share
             )
             noise = {m: self._rng.gauss(0.0, 1.0) for m in pool} if explore else {}
+        started = time.perf_counter()
         decision = router.select(messages, pool, cost_weight, quality_shift=shifts or None)
         plain = Choice(
-            decision, False, decision.candidates[0].quality - shifts.get(decision.selected_model, 0.0)
+            decision,
+            False,
+            decision.candidates[0].quality - shifts.get(decision.selected_model, 0.0),
+            time.perf_counter() - started,
         )
         if not explore:
             return plain
@@ -148,9 +154,10 @@ class Learner:
             m: max(-1.0, min(1.0, shifts.get(m, 0.0) + noise[m] * self.spread(m, quality[m]))) for m in pool
         }
         tried = router.select(messages, pool, cost_weight, quality_shift=sample)
+        seconds = time.perf_counter() - started
         chosen, best = tried.candidates[0], decision.candidates[0]
         if chosen.model == best.model or (frugal and chosen.cost_usd > best.cost_usd):
-            return plain
+            return replace(plain, seconds=seconds)
         # Report the shifted (not the sampled) qualities: the sample was only the reason to try it.
         honest = {c.model: c for c in decision.candidates}
         note = (
@@ -170,7 +177,7 @@ class Learner:
             reasoning=decision.reasoning + note,
             candidates=(pick, *(c for c in decision.candidates if c.model != pick.model)),
         )
-        return Choice(explored, True, pick.quality - shifts.get(pick.model, 0.0))
+        return Choice(explored, True, pick.quality - shifts.get(pick.model, 0.0), seconds)
 
     def state(self) -> dict[str, dict[str, float]]:
         """Per model: feedback count (decayed) and current quality shift."""

@@ -192,6 +192,10 @@ def test_router_decision_only_calls_no_provider(gateway: Gateway, fresh: Any, ke
     assert sorted(c["model"] for c in data["candidates"]) == sorted(enabled)
     assert data["capabilities"]["knowledge"] == max(data["capabilities"].values())
     assert fresh[0].requests() == [] and fresh[1].requests() == []
+    # the router's own time, as a Server-Timing metric: positive, and less than the whole request
+    name, dur = r.headers["server-timing"].split(";")
+    assert name == "decide" and dur.startswith("dur=")
+    assert 0 < float(dur[4:]) < r.elapsed.total_seconds() * 1000
 
 
 def test_router_cost_weight_moves_the_choice_to_cheaper_models(gateway: Gateway, key: str) -> None:
