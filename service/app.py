@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from fastapi.middleware.asyncexitstack import AsyncExitStackMiddleware
 from starlette.middleware.exceptions import ExceptionMiddleware
 from starlette.responses import RedirectResponse, Response
+from starlette.routing import BaseRoute
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 
@@ -66,6 +67,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "max_concurrency": settings.max_concurrency,
     }
     errors.install(app)
+    app.hot = [*completions.router.routes, *routing.router.routes]  # see service/hot.py
     for module in (health, models, completions, routing, usage, feedback, admin, deployments, rollout, metrics):
         app.include_router(module.router)
     # The web console: static files that call the documented API above with the key they are given.
@@ -83,13 +85,14 @@ class App(FastAPI):
     of ours, each wrapping every `send` of every streamed event. `add_middleware` is not used here."""
 
     edge: dict[str, Any]
+    hot: list[BaseRoute]
 
     def build_middleware_stack(self) -> ASGIApp:
         handlers = {k: v for k, v in self.exception_handlers.items() if k not in (500, Exception)}
         inner = ExceptionMiddleware(
             AsyncExitStackMiddleware(self.router), handlers=handlers, debug=self.debug
         )
-        return Edge(Hot(inner, self.router.routes, handlers), **self.edge)
+        return Edge(Hot(inner, self.hot, handlers), **self.edge)
 
 
 class ConsoleFiles(StaticFiles):

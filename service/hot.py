@@ -37,6 +37,9 @@ class Hot:
             if isinstance(r, APIRoute) and r.path in HOT_PATHS and r.methods == {"POST"}
         }
         self.handlers = {k: v for k, v in handlers.items() if isinstance(k, type)}
+        missing = set(HOT_PATHS) - set(self.routes)
+        if missing:  # a route renamed or moved: fail at start, not silently slower
+            raise RuntimeError(f"Hot: no POST route for {', '.join(sorted(missing))}")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         route = self.routes.get(_route_path(scope)) if scope["type"] == "http" else None
