@@ -26,9 +26,9 @@ ones, far less than the gap between the k-th and the (k + 128)-th neighbour of a
 
 def quantize_rows(memory: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(dim, rows) int8 and (rows,) float32 scales: each row symmetric, max |value| -> 127."""
-    scales = np.maximum(np.abs(memory).max(axis=1), 1e-12) / 127.0 if len(memory) else np.zeros(0)
-    q = np.rint(memory / scales[:, None]).astype(np.int8) if len(memory) else np.zeros((0, memory.shape[1]))
-    return np.ascontiguousarray(q.T.astype(np.int8)), scales.astype(np.float32)
+    scales = np.maximum(np.abs(memory).max(axis=1, initial=0.0), 1e-12) / 127.0
+    q = np.rint(memory / scales[:, None]).astype(np.int8)
+    return np.ascontiguousarray(q.T), scales.astype(np.float32)
 
 
 def logit(p: np.ndarray) -> np.ndarray:
@@ -74,8 +74,16 @@ class QualityModel:
             scores = np.asarray(knn["scores"], dtype=np.float32)
             self.knn_tokens = np.asarray(knn["input_tokens"]) if "input_tokens" in knn else None
             weights = np.asarray(knn["weights"], dtype=np.float32)[:, None] if "weights" in knn else None
-        self.knn_search = ort.InferenceSession(str(SEARCH), options, providers=["CPUExecutionProvider"])
         self.knn_q, self.knn_scales = quantize_rows(self.knn_emb)
+        self.knn_search = None
+        if len(self.knn_emb):  # the memory as the search graph's constants (training/onnx_knn.py)
+            search = ort.SessionOptions()
+            search.intra_op_num_threads = 1
+            search.inter_op_num_threads = 1
+            self._search_data = [ort.OrtValue.ortvalue_from_numpy(a) for a in (self.knn_q, self.knn_scales)]
+            search.add_initializer("memory_q", self._search_data[0])  # kept alive: the session reads them
+            search.add_initializer("scales", self._search_data[1])
+            self.knn_search = ort.InferenceSession(str(SEARCH), search, providers=["CPUExecutionProvider"])
         self.knn_seen = ~np.isnan(scores)
         self.knn_scores = np.nan_to_num(scores)
         if weights is not None:  # the sums below become weighted sums
@@ -86,40 +94,41 @@ class QualityModel:
         names = [o.name for o in self.session.get_outputs()]
         return dict(zip(names, self.session.run(None, {"embedding": emb}), strict=True))
 
-    def knn(self, emb: np.ndarray, fallback: np.ndarray) -> np.ndarray:
-        if self.knn_emb.shape[0] == 0 or self.k == 0:
+    def knn(self, emb: np.ndarray, fallback: np.ndarray, exclude: np.ndarray | None = None) -> np.ndarray:
+        if self.knn_emb.shape[0] <= (0 if exclude is None else 1) or self.k == 0:
             return fallback
-        top = self.neighbours(emb.astype(np.float32, copy=False))
+        top = self.neighbours(emb.astype(np.float32, copy=False), exclude)
         seen = self.knn_seen[top].sum(axis=1)  # (n, M)
         total = self.knn_scores[top].sum(axis=1)
         return np.where(seen > 0, total / np.where(seen > 0, seen, 1), fallback)
 
-    def neighbours(self, emb: np.ndarray) -> np.ndarray:
+    def neighbours(self, emb: np.ndarray, exclude: np.ndarray | None = None) -> np.ndarray:
         """(n, k) indices of the k most similar memory rows, exactly as a float32 search finds them
-        (ties to the lower index). Two stages: an int8 search in onnxruntime (knn_search.onnx)
+        (ties to the lower index); with `exclude`, row i leaves out memory row exclude[i] (a
+        training prompt's own row, so that its prediction is the one a new prompt would get). Two stages: an int8 search in onnxruntime (knn_search.onnx)
         keeps k + MARGIN candidates, then their float32 similarities rank them. Not numpy over the
         whole memory: `@` wakes OpenBLAS's thread pool, which fights onnxruntime for the cores, and
         einsum reads 12 MB of float32 per decision, out of cache after the embedder has run."""
         rows = len(self.knn_emb)
-        k = min(self.k, rows)
-        n = min(rows, k + MARGIN)
-        feed = {
-            "embedding": emb,
-            "memory_q": self.knn_q,
-            "scales": self.knn_scales,
-            "n": np.array([n], np.int64),
-        }
+        k = min(self.k, rows if exclude is None else rows - 1)
+        n = min(rows, k + MARGIN + (exclude is not None))
+        assert self.knn_search is not None, "knn() searches only a memory that has rows"
+        feed = {"embedding": emb, "n": np.array([n], np.int64)}
         (candidates,) = self.knn_search.run(["candidates"], feed)
         candidates = np.sort(candidates, axis=1)  # so that a stable sort breaks ties to the lower index
         exact = np.einsum("id,ijd->ij", emb, self.knn_emb[candidates])
+        if exclude is not None:
+            exact[candidates == np.asarray(exclude)[:, None]] = -np.inf
         order = np.argsort(-exact, axis=1, kind="stable")[:, :k]
         return np.take_along_axis(candidates, order, axis=1)
 
-    def features(self, emb: np.ndarray) -> Features:
+    def features(self, emb: np.ndarray, exclude: np.ndarray | None = None) -> Features:
+        """Features of each embedding; `exclude` as in `neighbours`."""
         h = self.heads(emb)
         groups = h["groups"].astype(np.float64)
         table = groups @ self.group_table
-        parts = {"logreg": h["quality"].astype(np.float64), "table": table, "knn": self.knn(emb, table)}
+        knn = self.knn(emb, table, exclude)
+        parts = {"logreg": h["quality"].astype(np.float64), "table": table, "knn": knn}
         q = sum(float(self.blend[name]) * parts[name] for name in parts if self.blend.get(name))
         q = sigmoid(self.calibration["a"] * logit(np.asarray(q)) + self.calibration["b"])
         return Features(

@@ -220,12 +220,15 @@ class Router:
 
     def _reference(self) -> tuple[list[tuple[np.ndarray, ...]], np.ndarray]:
         """Feature rows and input tokens of up to REFERENCE training prompts (from the neighbour
-        memory), on which each pool's lambda table is calibrated."""
+        memory), on which each pool's lambda table is calibrated. Each leaves its own row out of the
+        neighbour search: with it, a training prompt's predicted quality leans on its own outcomes,
+        spreads wider than a new prompt's, and the table's weights land on other costs than they
+        do in traffic."""
         if self._reference_rows is None:
             emb, tokens = self.quality.knn_emb, self.quality.knn_tokens
             pick = np.random.default_rng(0).permutation(len(emb))[:REFERENCE]
             if len(pick):
-                f = self.quality.features(emb[pick])
+                f = self.quality.features(emb[pick], exclude=pick)
                 rows = [_row(f, i) for i in range(len(pick))]
             else:
                 rows = []

@@ -4,8 +4,12 @@
 
 The memory (knn.npz's embeddings) is held as int8 rows with one scale each, a quarter of its
 float32 size: a decision's search reads 3 MB instead of 12, which matters because the embedder,
-run just before, has pushed the memory out of the CPU's caches. The graph holds no data: the
-memory, its scales and `n` are inputs, so this one small file serves every artifacts folder.
+run just before, has pushed the memory out of the CPU's caches. The graph holds no data: `memory_q`
+and `scales` are placeholder initializers that router/_quality.py replaces with an artifacts
+folder's memory when it opens the session (`SessionOptions.add_initializer`), so this one small
+file serves every folder. As initializers, not inputs, they are constants to onnxruntime, which
+packs the int8 matrix for its GEMM once, at load: fed as an input, it was packed again on every
+decision (0.66 ms a search instead of 0.21 on 8,000 rows).
 router/_quality.py then ranks the `n` candidates (a margin over k) by their exact float32
 similarity, so the neighbours are exactly those of a full float32 search.
 
@@ -23,7 +27,8 @@ PATH = Path(__file__).resolve().parents[1] / "router" / "knn_search.onnx"
 
 def graph() -> Any:
     """The ModelProto."""
-    from onnx import TensorProto, helper
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
 
     nodes = [
         helper.make_node("DynamicQuantizeLinear", ["embedding"], ["e_q", "e_scale", "e_zero"]),
@@ -37,13 +42,15 @@ def graph() -> Any:
         "pureai_knn_search",
         [
             helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", "dim"]),
-            helper.make_tensor_value_info("memory_q", TensorProto.INT8, ["dim", "rows"]),
-            helper.make_tensor_value_info("scales", TensorProto.FLOAT, ["rows"]),
             helper.make_tensor_value_info("n", TensorProto.INT64, [1]),
         ],
         [
             helper.make_tensor_value_info("top_similarity", TensorProto.FLOAT, ["batch", "n_out"]),
             helper.make_tensor_value_info("candidates", TensorProto.INT64, ["batch", "n_out"]),
+        ],
+        initializer=[  # placeholders: (dim, rows) int8 and (rows,) float32, given at load
+            numpy_helper.from_array(np.zeros((1, 1), np.int8), "memory_q"),
+            numpy_helper.from_array(np.zeros(1, np.float32), "scales"),
         ],
     )
     model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], producer_name="pureai-train")

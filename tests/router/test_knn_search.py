@@ -65,3 +65,19 @@ def test_quantized_rows_keep_the_similarities_within_a_few_thousandths(shipped: 
     assert rows.dtype == np.int8 and rows.shape == q.knn_emb.shape[::-1]
     approx = (rows.T.astype(np.float32) * scales[:, None]) @ q.knn_emb[0]
     np.testing.assert_allclose(approx, q.knn_emb @ q.knn_emb[0], atol=0.003)
+
+
+def test_a_memory_row_left_out_is_never_its_own_neighbour(shipped: Router) -> None:
+    """The lambda tables are calibrated on training prompts with their own rows left out: each
+    finds what a full search of the memory without that row finds."""
+    q = shipped.quality
+    pick = np.random.default_rng(1).permutation(len(q.knn_emb))[:30]
+    emb = q.knn_emb[pick]
+    with_self = q.neighbours(emb)
+    # a row is its own neighbour (or a duplicate of it, earlier in the memory, is)
+    assert (with_self == pick[:, None]).any(axis=1).sum() >= 25
+    got = q.neighbours(emb, exclude=pick)
+    assert got.shape == (len(pick), q.k) and not (got == pick[:, None]).any()
+    for i, row in enumerate(pick):
+        rest = np.delete(np.arange(len(q.knn_emb)), row)
+        same_as_a_full_search(np.searchsorted(rest, got[i : i + 1]), emb[i : i + 1], q.knn_emb[rest], q.k)
