@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+PRIOR_CONFIDENCE_SHRINK = 0.7  # confidence from catalogue priors is pulled toward 0.5 by this factor
+
 
 @dataclass(frozen=True)
 class Candidate:
@@ -13,6 +15,14 @@ class Candidate:
     cost_usd: float  # expected cost of this request on this model
     utility: float  # quality - lambda(cost_weight) * normalised log cost
     quality_source: str  # "learned" (outcome data) or "prior" (catalogue priors only)
+
+    @property
+    def confidence(self) -> float:
+        """The decision's confidence when this candidate is chosen: its predicted quality, pulled
+        toward 0.5 by PRIOR_CONFIDENCE_SHRINK when it rests on catalogue priors."""
+        if self.quality_source == "learned":
+            return self.quality
+        return 0.5 + PRIOR_CONFIDENCE_SHRINK * (self.quality - 0.5)
 
 
 @dataclass(frozen=True)

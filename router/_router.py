@@ -21,7 +21,6 @@ from .errors import ArtifactError, InputError, UnknownModelError
 if TYPE_CHECKING:
     from models_registry import Catalogue, ModelEntry
 
-PRIOR_CONFIDENCE_SHRINK = 0.7  # confidence from catalogue priors is pulled toward 0.5 by this factor
 QUALITY_FLOOR = 1e-3  # a shifted quality stays inside (0, 1)
 CACHE_SIZE = 4096
 REFERENCE = 256  # training prompts on which a pool's lambda table is calibrated
@@ -278,11 +277,6 @@ class Router:
             q = np.clip(q + np.array([shift.get(m, 0.0) for m in models]), QUALITY_FLOOR, 1 - QUALITY_FLOOR)
         ranked = _score.rank(models, q, c, src, w, self.lambda_table(models))
         best = ranked[0]
-        confidence = (
-            best.quality
-            if best.quality_source == "learned"
-            else 0.5 + PRIOR_CONFIDENCE_SHRINK * (best.quality - 0.5)
-        )
         capabilities = {c: 0.0 for c in _all_capabilities()}
         capabilities.update(
             {c: round(float(p), 4) for c, p in zip(self.quality.capabilities, caps, strict=True)}
@@ -291,7 +285,7 @@ class Router:
         text = _score.reasoning(ranked, self.quality.capabilities[top], float(caps[top]), cx, w)
         return Decision(
             best.model,
-            float(confidence),
+            float(best.confidence),
             text,
             tuple(ranked),
             capabilities,

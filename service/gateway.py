@@ -383,6 +383,8 @@ class Gateway:
             scored = await self.store.scored(version, learner.remembered())
             learner.rebuild(reversed(scored), version)
             self._learning_read = now
+            for model, state in learner.state().items():  # /metrics shows what decisions now use
+                self.metrics.learned(model, state["quality_shift"])
         except StoreError as exc:
             log.warning("feedback not re-read from the store: %s", exc)
         finally:

@@ -39,8 +39,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from router._router import PRIOR_CONFIDENCE_SHRINK
-
 from .store import Scored
 
 __all__ = ["Choice", "Learner", "Tally"]
@@ -165,15 +163,10 @@ class Learner:
             f"the quality each model's feedback supports ({self.explore_share:.0%} of requests explore)."
         )
         pick = honest[chosen.model]
-        confidence = (
-            pick.quality
-            if pick.quality_source == "learned"
-            else 0.5 + PRIOR_CONFIDENCE_SHRINK * (pick.quality - 0.5)
-        )
         explored = replace(
             decision,
             selected_model=pick.model,
-            confidence=confidence,
+            confidence=pick.confidence,
             reasoning=decision.reasoning + note,
             candidates=(pick, *(c for c in decision.candidates if c.model != pick.model)),
         )

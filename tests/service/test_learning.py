@@ -69,6 +69,8 @@ def test_traffic_leaves_a_model_whose_answers_got_worse(
     with Gateway.start(env, workers=workers) as restarted:
         decided = [route(restarted, key, execute=False)["selected_model"] for _ in range(10)]
         assert decided.count("gpt-4o-mini") >= 8, decided  # but for exploration
+        # what it re-read from the store is on /metrics too, before any new feedback
+        assert prom.value(prom.scrape(restarted), "pureai_router_quality_shift", model="gpt-4o") < -0.03
 
 
 def drift(learning: Gateway, fresh: Upstreams) -> tuple[list[str], list[str], str]:
