@@ -105,8 +105,9 @@ class QualityModel:
     def neighbours(self, emb: np.ndarray, exclude: np.ndarray | None = None) -> np.ndarray:
         """(n, k) indices of the k most similar memory rows, exactly as a float32 search finds them
         (ties to the lower index); with `exclude`, row i leaves out memory row exclude[i] (a
-        training prompt's own row, so that its prediction is the one a new prompt would get). Two stages: an int8 search in onnxruntime (knn_search.onnx)
-        keeps k + MARGIN candidates, then their float32 similarities rank them. Not numpy over the
+        training prompt's own row, so that its prediction is the one a new prompt would get).
+        Two stages: an int8 search in onnxruntime (knn_search.onnx) keeps k + MARGIN candidates,
+        then their float32 similarities rank them. Not numpy over the
         whole memory: `@` wakes OpenBLAS's thread pool, which fights onnxruntime for the cores, and
         einsum reads 12 MB of float32 per decision, out of cache after the embedder has run."""
         rows = len(self.knn_emb)
