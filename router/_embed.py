@@ -19,8 +19,8 @@ class Embedder:
     # noise (S1/S3/S4a, seeds 0-2) at half the latency; see benchmarks/routing and the README.
     MAX_TOKENS = 64
     HEAD_TOKENS = 41
-    HEAD_CHARS = 600  # characters tokenized from each end of a long text: enough for the kept word
-    TAIL_CHARS = 300  # pieces unless its words are very long (then the whole text is tokenized)
+    CHARS_PER_TOKEN = 15  # characters tokenized from each end of a long text per kept word piece:
+    # enough unless its words are very long (then the whole text is tokenized)
 
     def __init__(self, model_path: Path, tokenizer_path: Path, threads: int = 1) -> None:
         self.tokenizer = Tokenizer.from_file(str(tokenizer_path))
@@ -29,13 +29,18 @@ class Embedder:
         cls, sep = self.tokenizer.token_to_id("[CLS]"), self.tokenizer.token_to_id("[SEP]")
         if cls is None or sep is None:
             raise ValueError(f"{tokenizer_path}: tokenizer has no [CLS]/[SEP] tokens")
-        self._cls, self._sep = cls, sep
+        self.cls_id, self.sep_id = cls, sep
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         self.session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
         self.dim = int(self.session.get_outputs()[0].shape[1] or 384)
+        meta = self.session.get_modelmeta().custom_metadata_map
+        self.kind = meta.get("kind", "transformer")  # "static": training/static_embedder.py
+        if "max_tokens" in meta:
+            self.MAX_TOKENS = int(meta["max_tokens"])
+            self.HEAD_TOKENS = int(meta["head_tokens"])
 
     def _ids(self, text: str) -> list[int]:
         return list(self.tokenizer.encode(text, add_special_tokens=False).ids)
@@ -47,11 +52,12 @@ class Embedder:
         out = []
         for t in texts:
             ids: list[int] | None = None
-            if len(t) > self.HEAD_CHARS + self.TAIL_CHARS:
+            head_chars, tail_chars = self.CHARS_PER_TOKEN * self.HEAD_TOKENS, self.CHARS_PER_TOKEN * tail
+            if len(t) > head_chars + tail_chars:
                 # Tokenize only the two ends, cut at whitespace: the tokenizer's words never span
                 # whitespace, so the ends' ids are exactly the whole text's first and last ones.
                 # Fall back to the whole text if an end has no whitespace or too few pieces.
-                cut, start = _last_gap(t, self.HEAD_CHARS), _first_gap(t, len(t) - self.TAIL_CHARS)
+                cut, start = _last_gap(t, head_chars), _first_gap(t, len(t) - tail_chars)
                 if cut > 0 and start >= 0:
                     head, end = self._ids(t[:cut]), self._ids(t[start:])
                     if len(head) > self.HEAD_TOKENS and len(end) > tail:
@@ -60,7 +66,7 @@ class Embedder:
                 ids = self._ids(t)
                 if len(ids) > budget:
                     ids = ids[: self.HEAD_TOKENS] + ids[-tail:]
-            out.append([self._cls, *ids, self._sep])
+            out.append([self.cls_id, *ids, self.sep_id])
         return out
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:

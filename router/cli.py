@@ -63,6 +63,25 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return int(_training().evaluate(args))
 
 
+def cmd_distil(args: argparse.Namespace) -> int:
+    try:
+        from tqdm import tqdm
+
+        from training.static_embedder import distil
+    except ImportError as exc:
+        raise SystemExit(f"pureai: error: distil-embedder needs the [train] extra ({exc})") from None
+    src = Path(args.src)
+    for name in ("embedder.onnx", "tokenizer.json"):
+        if not (src / name).is_file():
+            raise SystemExit(f"pureai: error: {src / name}: missing")
+    try:
+        r = distil(src, Path(args.out), progress=tqdm)
+    except ValueError as exc:
+        raise SystemExit(f"pureai: error: {exc}") from None
+    print(json.dumps({"path": str(r.path), "bytes": r.bytes, "vocabulary": r.vocabulary, "dim": r.dim}))
+    return 0
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     try:
         from training.export_embedder import export
@@ -147,6 +166,13 @@ def parser() -> argparse.ArgumentParser:
     x.add_argument("--out", required=True)
     x.add_argument("--no-quantise", action="store_true", help="keep fp32 (90 MB) instead of int8 per-channel")
     x.set_defaults(func=cmd_export)
+    d = sub.add_parser(
+        "distil-embedder",
+        help="distil a static embedder (one vector per word piece, ~0.1 ms) from a transformer embedder",
+    )
+    d.add_argument("--from", dest="src", required=True, help="folder with the transformer's embedder.onnx + tokenizer.json")
+    d.add_argument("--out", required=True)
+    d.set_defaults(func=cmd_distil)
     try:
         from service.cli import add_commands
     except ImportError:  # the gateway's dependencies are not installed

@@ -20,7 +20,7 @@ from router._quality import logit, sigmoid
 from . import base as base_set
 from . import embed_cache, metrics, onnx_heads, report
 from .data import OutcomeData
-from .errors import DataError, ExportError
+from .errors import DataError, ExportError, OptionError
 from .fit import QualityFitter
 
 
@@ -114,6 +114,14 @@ def train(data: OutcomeData, catalogue: Any, opts: Options) -> dict[str, Any]:
     for name in ("embedder.onnx", "tokenizer.json"):
         if not (src / name).is_file():
             raise ExportError(f"{src / name}: missing (run `pureai export-embedder --out {src}` first)")
+    if opts.base:
+        base_embedder = Path(opts.base["source"]) / "embedder.onnx"
+        if _artifacts.sha256(base_embedder) != _artifacts.sha256(src / "embedder.onnx"):
+            raise OptionError(
+                "--base",
+                f"{base_embedder} is not {src / 'embedder.onnx'}: the base set's prompts were embedded by "
+                "another embedder; pass --base none, or a base trained with this --embedder",
+            )
     tmp = _prepare_out(opts.out, opts.force)
     try:
         progress = _tqdm() if opts.progress else None

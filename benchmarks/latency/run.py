@@ -1,6 +1,9 @@
 """Decision latency, import time, batched throughput and memory of the shipped router.
 
-    python benchmarks/latency/run.py [--n 300]
+    python benchmarks/latency/run.py [--n 300] [--artifacts DIR]
+
+`--artifacts` times a router trained elsewhere (for example on the static embedder that
+`pureai distil-embedder` makes) instead of the shipped one; results go to latency-<folder>.json.
 
 Prompts are real ones from ../shared/routing-data/canonical (train_ok rows), binned by length
 (word pieces before the 128-piece head+tail cut); a synthetic 512-token prompt is added. Each
@@ -71,7 +74,9 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=300)
     ap.add_argument("--out", default=str(HERE / "results"))
+    ap.add_argument("--artifacts", help="a folder of `pureai train` artifacts (default: the shipped ones)")
     args = ap.parse_args()
+    artifacts = Path(args.artifacts) if args.artifacts else None
     sys.path.insert(0, str(ROOT))
     import router
     from router import _router
@@ -82,12 +87,12 @@ def main() -> int:
     )
     result: dict = {"import_router_s": import_time(), "machine": {"cpus": os.cpu_count()}}
     t0 = time.perf_counter()
-    rt = router.Router.load()
+    rt = router.Router.load(artifacts)
     result["load_s"] = time.perf_counter() - t0
     result["rss_mib_loaded"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     lengths = [len(x) for x in rt.embedder.token_ids(texts)]
     for threads in (1, 2):
-        rt = router.Router.load(threads=threads)
+        rt = router.Router.load(artifacts, threads=threads)
         _router.CACHE_SIZE = 0  # every decision embeds (a cache hit would time nothing)
         for t in texts[:10]:
             rt.select(t, models=POOL, cost_weight=0.5)
@@ -115,9 +120,12 @@ def main() -> int:
     result["rss_mib_peak"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
     result["commit"] = commit.stdout.strip()
+    result["artifacts"] = str(artifacts) if artifacts else "shipped"
+    result["embedder_kind"] = rt.embedder.kind
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "latency.json").write_text(json.dumps(result, indent=1))
+    name = f"latency-{artifacts.name}.json" if artifacts else "latency.json"
+    (out / name).write_text(json.dumps(result, indent=1))
     print(
         f"import router: {result['import_router_s'] * 1e3:.0f} ms; Router.load: {result['load_s'] * 1e3:.0f} ms; "
         f"RSS loaded {result['rss_mib_loaded']:.0f} MiB, peak {result['rss_mib_peak']:.0f} MiB; "

@@ -57,6 +57,9 @@ class PureAIRouter:
                 force=True,
                 progress=False,
                 command=f"routeeval fit {train.scenario}",
+                embedder_dir=Path(os.environ["PUREAI_BENCH_EMBEDDER"])
+                if os.environ.get("PUREAI_BENCH_EMBEDDER")
+                else None,
             ),
         )
         self.rt = Router.load(out, catalogue)

@@ -107,7 +107,7 @@ def test_the_cut_by_characters_keeps_exactly_the_whole_texts_ids(
     rng = random.Random(seed)
     words = [rng.choice(PIECES) + rng.choice(SEPARATORS) for _ in range(rng.randint(150, 1500))]
     text = "".join(words)
-    assert len(text) > Embedder.HEAD_CHARS + Embedder.TAIL_CHARS
+    assert len(text) > Embedder.CHARS_PER_TOKEN * (Embedder.MAX_TOKENS - 2)  # cut by characters first
     (ids,) = embedder.token_ids([text])
     assert ids == _head_and_tail(tokenizer, text)
 
