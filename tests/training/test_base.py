@@ -77,9 +77,13 @@ def on_shipped(train: Train, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_learns_the_shipped_models_and_a_user_only_model(on_shipped: Path) -> None:
+    """On a prompt of the user's traffic both models' quality is learned from outcomes. (A new
+    translation sits near the line: its outcome-data coverage for gpt-4o-mini is 0.49 with this
+    machine's int8 arithmetic and above 0.5 with another's, so the label is not tested there.)"""
     shipped = _json(default_dir() / "quality.json")["models"]
     assert _json(on_shipped / "quality.json")["models"] == [*shipped, "my-finetune"]
-    d = Router.load(on_shipped).select(TRANSLATE, models=["gpt-4o-mini", "my-finetune"], cost_weight=0.0)
+    seen = f"Translate into German: {PHRASES[2]}"
+    d = Router.load(on_shipped).select(seen, models=["gpt-4o-mini", "my-finetune"], cost_weight=0.0)
     assert [(c.model, c.quality_source) for c in d.candidates] == [
         ("my-finetune", "learned"),
         ("gpt-4o-mini", "learned"),
