@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 from collections.abc import AsyncIterator
@@ -51,6 +52,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await gw.start()
+        gw.metrics.frozen.set(_set_aside())
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGHUP, _reload, gw)  # uvicorn handles SIGINT/SIGTERM only
         try:
@@ -107,6 +109,18 @@ class ConsoleFiles(StaticFiles):
         return response
 
 
+def _set_aside() -> int:
+    """Move every object alive now (litellm, the router, the catalogue: about a million once started)
+    to the collector's permanent generation, and return how many there are. The cyclic garbage
+    collector's full (generation 2) pass walks every tracked object: with these in it, each pass
+    held the event loop for 200-300 ms, every few seconds under load, which set requests/s at p99 <=
+    50 ms; without them a pass takes about 1 ms. Objects set aside are still freed by reference
+    counting when dropped; only a cycle among them would stay (a reloaded router's, at most)."""
+    gc.collect()
+    gc.freeze()
+    return gc.get_freeze_count()
+
+
 def _reload(gw: Gateway) -> None:
     """SIGHUP: load the router again from PUREAI_ARTIFACTS (replaced on disk) and swap it in."""
     assert gw.rollout is not None
@@ -121,6 +135,8 @@ async def _reloading(gw: Gateway) -> None:
         await gw.rollout.reload(gw.settings.artifacts)
     except RouterError as exc:
         log.error("SIGHUP: the router was not reloaded (%s); %s stays", exc, gw.rollout.state()["version"])
+        return
+    gw.metrics.frozen.set(_set_aside())  # the new router's objects too
 
 
 async def _to_console() -> RedirectResponse:

@@ -20,6 +20,8 @@
                                                         (a summary: _sum / _count is the mean feedback)
     pureai_router_feedback_score{model,version}         the same, for routed requests, by the version of
                                                         the router that chose the model
+    pureai_gc_frozen_objects                            objects set aside from the garbage collector at
+                                                        start-up (service/app.py; the largest worker's)
 
 Labels never hold a key, a secret, a prompt or a raw path: a key is at most its tenant.
 
@@ -83,6 +85,12 @@ class Metrics:
         )
         self.in_flight = Gauge(
             "pureai_requests_in_flight", "Requests being handled.", registry=reg, multiprocess_mode="livesum"
+        )
+        self.frozen = Gauge(
+            "pureai_gc_frozen_objects",
+            "Objects alive after start-up, set aside from the garbage collector's full passes.",
+            registry=reg,
+            multiprocess_mode="livemax",
         )
         self.upstream_errors = Counter(
             "pureai_upstream_errors",

@@ -12,6 +12,8 @@ For every HTTP request, in this order:
   nor refused, so probes see an overloaded worker as alive and ready;
 - **body limit**: bodies over `max_body_bytes` get 413, at once when Content-Length says so, else as
   soon as the streamed body passes the limit; a malformed Content-Length gets 400;
+- **a client that leaves** before its whole body is read: status 499 in the metrics and the access
+  line, an INFO line, nothing sent and nothing raised (it used to reach uvicorn as a traceback);
 - **unexpected errors**: an exception no handler mapped becomes a 500 `internal_error` naming the
   request id (never a traceback), logged with its traceback, then re-raised for the server;
 - **observation**: the request counted in the metrics (requests, latency, TTFT, in flight) and its one
@@ -29,6 +31,7 @@ import logging
 import secrets
 import time
 
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import logs
@@ -86,6 +89,9 @@ class Edge:
                 self.in_flight += 1
             try:
                 await self.app(scope, _limited(receive, self.max_body), send_with_id)
+            except ClientDisconnect:  # the client left before its request body was read
+                status = 499 if not response_started else status  # nginx's "client closed request"
+                log.info("the client closed the connection before sending its whole request")
             except Exception:
                 log.exception("unexpected error on %s %s", scope.get("method"), scope.get("path"))
                 if not response_started:

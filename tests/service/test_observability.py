@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
+import socket
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -216,6 +217,25 @@ def test_one_json_access_line_per_request_and_the_request_id_on_every_line(
     assert uvicorn_access == []
 
 
+def test_a_client_that_leaves_mid_body_gets_a_499_line_and_no_traceback(gateway: Gateway, key: str) -> None:
+    host, port = gateway.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port))) as sock:
+        head = (
+            f"POST {CHAT} HTTP/1.1\r\nhost: {host}\r\nauthorization: Bearer {key}\r\n"
+            "content-type: application/json\r\ncontent-length: 400\r\n\r\n"
+        )
+        sock.sendall(head.encode() + b'{"model": "gpt-4o-mini", "mess')  # then gone
+    deadline = time.monotonic() + 5
+    while not (left := [x for x in log_lines(gateway) if x.get("status") == 499]):
+        assert time.monotonic() < deadline, "no access line with status 499"
+        time.sleep(0.02)  # polling a bounded loop
+    (line,) = left
+    assert (line["method"], line["path"]) == ("POST", CHAT)
+    mine = [x for x in log_lines(gateway) if x["request_id"] == line["request_id"]]
+    assert [x for x in mine if x["level"] == "error" or "exc" in x] == []
+    assert not any("Exception in ASGI application" in x["message"] for x in log_lines(gateway))
+
+
 # --- several workers; a metrics key; text logs -----------------------------------------------------
 
 
@@ -268,6 +288,16 @@ def test_metrics_add_up_across_workers(two_workers: tuple[Gateway, Path]) -> Non
         assert value(samples, "pureai_requests_total", endpoint="/v1/models", status="200") == sent
         assert value(samples, "pureai_requests_in_flight") == 1
         assert value(samples, "pureai_key_lookups_total", source="store") >= 1
+
+
+def test_start_up_objects_are_set_aside_from_the_garbage_collector(
+    gateway: Gateway, two_workers: tuple[Gateway, Path]
+) -> None:
+    """litellm, the router and the catalogue (hundreds of thousands of objects) are frozen at start,
+    so the collector's full passes do not walk them while requests wait."""
+    auth = {"Authorization": "Bearer " + METRICS_KEY}
+    for gw, headers in ((gateway, None), (two_workers[0], auth)):
+        assert value(scrape(gw, headers), "pureai_gc_frozen_objects") > 100_000
 
 
 def test_metrics_key_is_needed_when_set(two_workers: tuple[Gateway, Path]) -> None:

@@ -8,6 +8,7 @@ that run small async bodies with `asyncio.run`.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import math
 import os
 import secrets
@@ -561,6 +562,41 @@ def test_close_commits_queued_rows(engine: Engine) -> None:
         await asyncio.gather(*puts, closing)
         async with opened(engine.make()) as again:
             assert await again.usage(limit=100) == sorted(rows, key=lambda r: -r.created)
+
+    asyncio.run(body())
+
+
+def test_sqlite_writers_take_turns_through_a_lock_file(tmp_path: Path) -> None:
+    """A ledger write waits in a blocking flock on <file>-writer.lock while another process's writer
+    holds it (no busy-handler sleeps), and commits as soon as the lock is released."""
+    path = tmp_path / "pureai.db"
+    lock = Path(f"{path}-writer.lock")
+
+    def waiting_on(inode: int) -> bool:  # /proc/locks marks a blocked waiter with "->"
+        text = Path("/proc/locks").read_text()
+        return any("->" in line and "FLOCK" in line and f":{inode} " in line for line in text.splitlines())
+
+    async def body() -> None:
+        async with opened(SQLiteStore(path)) as store:
+            assert lock.exists()
+            other = os.open(lock, os.O_RDWR)  # another writer's turn (a separate open file)
+            try:
+                fcntl.flock(other, fcntl.LOCK_EX)
+                put = asyncio.create_task(store.record_usage(row("r1")))
+                for _ in range(500):
+                    if waiting_on(os.fstat(other).st_ino):
+                        break
+                    await asyncio.sleep(0.01)
+                else:
+                    raise AssertionError("the write never waited on the writers' lock")
+                assert not put.done()
+                with closing(sqlite3.connect(path)) as conn:
+                    assert conn.execute("SELECT count(*) FROM usage").fetchone() == (0,)
+                fcntl.flock(other, fcntl.LOCK_UN)
+                await put
+            finally:
+                os.close(other)
+            assert [r.request_id for r in await store.usage()] == ["r1"]
 
     asyncio.run(body())
 
