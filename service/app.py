@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import os
 import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -13,6 +14,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.asyncexitstack import AsyncExitStackMiddleware
+from fastapi.telemetry import TelemetryConfig
 from starlette.middleware.exceptions import ExceptionMiddleware
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute
@@ -61,7 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             loop.remove_signal_handler(signal.SIGHUP)
             await gw.stop()
 
-    app = App(title="pureai-router gateway", version="0.1.0", lifespan=lifespan)
+    app = App(title="pureai-router gateway", version="0.1.0", lifespan=lifespan, telemetry=_telemetry())
     app.state.gateway = gw
     app.edge = {
         "metrics": gw.metrics,
@@ -94,7 +96,9 @@ class App(FastAPI):
         inner = ExceptionMiddleware(
             AsyncExitStackMiddleware(self.router), handlers=handlers, debug=self.debug
         )
-        return Edge(Hot(inner, self.hot, handlers), **self.edge)
+        edge = Edge(Hot(inner, self.hot, handlers), **self.edge)
+        self.state.gateway.in_flight = lambda: edge.in_flight  # where decisions run: Gateway._deciding
+        return edge
 
 
 class ConsoleFiles(StaticFiles):
@@ -107,6 +111,16 @@ class ConsoleFiles(StaticFiles):
         response = super().file_response(*args, **kwargs)
         response.headers["cache-control"] = "no-cache"
         return response
+
+
+def _telemetry() -> TelemetryConfig | None:
+    """FastAPI's own OpenTelemetry instrumentation asks on every request whether a tracer, meter or
+    logger provider has been set up (~25 us of a request's ~0.6 ms of Python). It stays on when the
+    process is set up for OpenTelemetry (an OTEL_* variable, as `opentelemetry-instrument` and the
+    SDK's configuration use) and is off otherwise."""
+    if any(name.startswith("OTEL_") for name in os.environ):
+        return None
+    return {"tracing": False, "metrics": False, "logs": False}
 
 
 def _set_aside() -> int:

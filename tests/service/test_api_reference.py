@@ -3,8 +3,11 @@ real gateway process and the fake upstreams, reached through litellm for real.""
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.service.conftest import RELAY
@@ -196,6 +199,41 @@ def test_router_decision_only_calls_no_provider(gateway: Gateway, fresh: Any, ke
     name, dur = r.headers["server-timing"].split(";")
     assert name == "decide" and dur.startswith("dur=")
     assert 0 < float(dur[4:]) < r.elapsed.total_seconds() * 1000
+
+
+def test_a_decision_beside_an_open_stream_is_the_one_made_alone(
+    gateway: Gateway, fresh: Any, key: str
+) -> None:
+    """A worker alone decides on its event loop, and with other requests in flight on its decision
+    thread (Gateway._deciding): the same decision either way."""
+    body = {"messages": [{"role": "user", "content": "Prove that there are infinitely many primes."}],
+            "models": ["gpt-4o", "gpt-4o-mini", "codestral-latest"], "cost_weight": 0.3, "execute": False}  # fmt: skip
+
+    def decide() -> dict[str, Any]:
+        r = gateway.http.post("/v1/router", headers=h(key), json=body)
+        assert r.status_code == 200, r.text
+        return {k: v for k, v in r.json().items() if k != "id"}
+
+    alone = decide()
+    for upstream in fresh:
+        upstream.script({"first_chunk_delay_ms": 30_000})  # a stream that stays open
+    chat = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+    with httpx.Client(base_url=gateway.url, timeout=30, trust_env=False) as other:
+        held = threading.Thread(
+            target=other.post, args=("/v1/chat/completions",), kwargs={"headers": h(key), "json": chat}
+        )
+        held.start()  # its answer waits for the upstream's first chunk: in flight until the timeout
+        try:
+            deadline = time.monotonic() + 10
+            while not any(u.requests() for u in fresh):  # the stream is in flight in the gateway
+                assert time.monotonic() < deadline, "the stream never reached the upstream"
+                time.sleep(0.01)  # polling a bounded loop
+            beside = decide()
+            assert held.is_alive()  # still in flight after the decision
+        finally:
+            held.join()
+    assert beside == alone
+    assert decide() == alone
 
 
 def test_router_cost_weight_moves_the_choice_to_cheaper_models(gateway: Gateway, key: str) -> None:
