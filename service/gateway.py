@@ -31,7 +31,7 @@ from .limits import Limiter, LimiterUnavailable, LimitResult, make_limiter
 from .metrics import Metrics
 from .rollout import Rollout
 from .settings import Settings
-from .store import KeyRecord, Store, StoreError, UsageRow, open_store
+from .store import KeyRecord, SQLiteStore, Store, StoreError, UsageRow, open_store
 from .streaming import Stream, Tally
 
 __all__ = ["Context", "Gateway"]
@@ -128,6 +128,8 @@ class Gateway:
         self.rollout = Rollout(self.catalogue, s.router_threads)
         await self.rollout.start(s.artifacts)  # loads and warms it in a worker thread
         self.store = open_store(s.store_url())
+        if isinstance(self.store, SQLiteStore):  # its calls run on the loop when nothing else waits
+            self.store.alone = lambda: self.in_flight() <= 1
         await self.store.open()
         redis_url = s.redis_url.get_secret_value() if s.redis_url else None
         self.limiter = make_limiter(redis_url, fail_open=s.rate_limit_fail_open)

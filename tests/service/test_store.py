@@ -87,12 +87,20 @@ def pg_schema() -> Iterator[str]:
             conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name)))
 
 
-def _sqlite_engine(path: Path) -> Engine:
+def _sqlite_engine(path: Path, alone: bool = False) -> Engine:
+    """`alone`: the store's calls run on the event loop (as in a gateway worker with one request in
+    flight) rather than in a worker thread."""
+
     def run(statement: str) -> list[tuple[Any, ...]]:
         with closing(sqlite3.connect(path)) as conn, conn:
             return conn.execute(statement).fetchall()
 
-    return Engine("sqlite", lambda: SQLiteStore(path), run, str(path))
+    def make() -> SQLiteStore:
+        store = SQLiteStore(path)
+        store.alone = lambda: alone
+        return store
+
+    return Engine("sqlite", make, run, str(path))
 
 
 def _postgres_engine(schema: str) -> Engine:
@@ -105,10 +113,10 @@ def _postgres_engine(schema: str) -> Engine:
     return Engine("postgres", lambda: PostgresStore(PG_URL, schema=schema), run, PG_URL, schema)
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", "sqlite-on-the-loop", "postgres"])
 def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Engine:
-    if request.param == "sqlite":
-        return _sqlite_engine(tmp_path / "store" / "pureai.db")
+    if request.param.startswith("sqlite"):
+        return _sqlite_engine(tmp_path / "store" / "pureai.db", alone=request.param == "sqlite-on-the-loop")
     return _postgres_engine(request.getfixturevalue("pg_schema"))
 
 
@@ -566,9 +574,11 @@ def test_close_commits_queued_rows(engine: Engine) -> None:
     asyncio.run(body())
 
 
-def test_sqlite_writers_take_turns_through_a_lock_file(tmp_path: Path) -> None:
+@pytest.mark.parametrize("alone", [False, True])
+def test_sqlite_writers_take_turns_through_a_lock_file(tmp_path: Path, alone: bool) -> None:
     """A ledger write waits in a blocking flock on <file>-writer.lock while another process's writer
-    holds it (no busy-handler sleeps), and commits as soon as the lock is released."""
+    holds it (no busy-handler sleeps), and commits as soon as the lock is released. A store whose
+    calls may run on the event loop (`alone`) does not wait there: the write goes to a thread."""
     path = tmp_path / "pureai.db"
     lock = Path(f"{path}-writer.lock")
 
@@ -577,7 +587,9 @@ def test_sqlite_writers_take_turns_through_a_lock_file(tmp_path: Path) -> None:
         return any("->" in line and "FLOCK" in line and f":{inode} " in line for line in text.splitlines())
 
     async def body() -> None:
-        async with opened(SQLiteStore(path)) as store:
+        store = SQLiteStore(path)
+        store.alone = lambda: alone
+        async with opened(store):
             assert lock.exists()
             other = os.open(lock, os.O_RDWR)  # another writer's turn (a separate open file)
             try:
