@@ -60,6 +60,7 @@ class Metrics:
 
         disable_created_metrics()  # no `_created` series beside each counter (process-wide)
         self.multiprocess = ENV in os.environ
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         self.models: frozenset[str] = frozenset()
         """The catalogue's model ids (the gateway sets them): the only `model` label values. A name a
         client made up (a 404) would otherwise add a series, ~4 KiB that is never freed, per name."""
@@ -142,7 +143,7 @@ class Metrics:
             "pureai_key_lookups", "Key checks by where the key's record came from.", ["source"], registry=reg
         )
         for source in ("cache", "store"):
-            self.key_lookups.labels(source)  # both series exist from the start
+            self._of(self.key_lookups, source)  # both series exist from the start
         self.feedback_scores = Summary(
             "pureai_feedback_score",
             'Feedback scores (metric "score", thumbs included) by the model that answered.',
@@ -162,52 +163,62 @@ class Metrics:
         self, endpoint: str, status: int, seconds: float, model: str | None, ttft_ms: float | None
     ) -> None:
         """One finished request (the middleware)."""
-        self.requests.labels(endpoint, str(status)).inc()
+        self._of(self.requests, endpoint, str(status)).inc()
         model = model if model in self.models else ""
-        self.latency.labels(endpoint, model).observe(seconds)
+        self._of(self.latency, endpoint, model).observe(seconds)
         if ttft_ms is not None and status == 200:
-            self.ttft.labels(endpoint, model).observe(ttft_ms / 1000.0)
+            self._of(self.ttft, endpoint, model).observe(ttft_ms / 1000.0)
 
     def outcome(self, row: UsageRow, tried: Sequence[Any] = ()) -> None:
         """A ledger row and the upstream attempts behind it (`Attempted`: provider, error)."""
         model = row.model or ""
         for attempt in tried:
             if attempt.error:
-                self.upstream_errors.labels(model, attempt.provider, _code(attempt.error)).inc()
+                self._of(self.upstream_errors, model, attempt.provider, _code(attempt.error)).inc()
         if row.stream and row.status == 200 and row.error in STREAM_ERRORS:
-            self.upstream_errors.labels(model, row.provider or "", f"stream_{row.error}").inc()
+            self._of(self.upstream_errors, model, row.provider or "", f"stream_{row.error}").inc()
         if row.attempts > 1:
-            self.fallbacks.labels(model).inc()
+            self._of(self.fallbacks, model).inc()
 
     def decision(self, model: str, version: str, explored: bool = False) -> None:
-        self.decisions.labels(model, version).inc()
+        self._of(self.decisions, model, version).inc()
         if explored:
-            self.explored.labels(model).inc()
+            self._of(self.explored, model).inc()
 
     def learned(self, model: str, shift: float) -> None:
         if model in self.models:
-            self.quality_shift.labels(model).set(shift)
+            self._of(self.quality_shift, model).set(shift)
 
     def shadow(self, agree: bool) -> None:
-        self.shadow_agreement.labels("true" if agree else "false").inc()
+        self._of(self.shadow_agreement, "true" if agree else "false").inc()
 
     def rate_limit(self, reason: str, tenant: str) -> None:
-        self.rate_limited.labels(reason, tenant).inc()
+        self._of(self.rate_limited, reason, tenant).inc()
 
     def budget(self, tenant: str) -> None:
-        self.budget_refused.labels(tenant).inc()
+        self._of(self.budget_refused, tenant).inc()
 
     def key_lookup(self, source: str) -> None:
-        self.key_lookups.labels(source).inc()
+        self._of(self.key_lookups, source).inc()
 
     def feedback(self, model: str | None, metric: str, score: float, version: str | None = None) -> None:
         """A score received; other metrics are named by clients, so they never become labels.
         `version`: of the router that chose the model, when the request was routed."""
         if metric == "score":
             model = model if model in self.models else ""
-            self.feedback_scores.labels(model).observe(score)
+            self._of(self.feedback_scores, model).observe(score)
             if version is not None:
-                self.router_feedback_scores.labels(model, version).observe(score)
+                self._of(self.router_feedback_scores, model, version).observe(score)
+
+    def _of(self, metric: Any, *values: str) -> Any:
+        """`metric.labels(*values)`, kept: prometheus-client's `labels()` validates and looks the
+        child up under a lock on every call (~2 us, several times a request); the children it
+        returns live as long as the metric anyway (none is ever removed)."""
+        key = (id(metric), values)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*values)
+        return child
 
     # -- exposition -----------------------------------------------------------------------------
     def render(self) -> tuple[bytes, str]:
