@@ -14,6 +14,13 @@ import onnxruntime as ort
 from tokenizers import Tokenizer
 
 
+UNFUSED = ["SkipLayerNormFusion"]
+"""Graph rewrites onnxruntime would apply that make MiniLM slower: its fused SkipLayerNormalization
+kernel took 5.14 ms of a 64-piece embedding where the plain Add + LayerNormalization take 4.28
+(onnxruntime 1.32, one thread, an Intel Xeon with AVX-512; the embeddings agree to a cosine of
+0.9999998). Without it, the 12 residual adds and layer norms of MiniLM's 6 layers stay separate."""
+
+
 class Embedder:
     # 64 word pieces (with [CLS] and [SEP]): routing quality on ../shared/routeeval matched 128 within
     # noise (S1/S3/S4a, seeds 0-2) at half the latency; see benchmarks/routing and the README.
@@ -34,7 +41,9 @@ class Embedder:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(
+            str(model_path), options, providers=["CPUExecutionProvider"], disabled_optimizers=UNFUSED
+        )
         self.dim = int(self.session.get_outputs()[0].shape[1] or 384)
         meta = self.session.get_modelmeta().custom_metadata_map
         self.kind = meta.get("kind", "transformer")  # "static": training/static_embedder.py
