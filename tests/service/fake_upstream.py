@@ -55,14 +55,17 @@ absent; with none, it succeeds normally. Step keys, all optional (see `Step`):
 from __future__ import annotations
 
 import argparse
+import array
 import asyncio
 import contextlib
+import fcntl
 import json
 import re
 import secrets
 import subprocess
 import sys
 import tempfile
+import termios
 import threading
 import time
 from collections.abc import Callable
@@ -545,6 +548,23 @@ def abort(request: web.Request) -> None:
     raise Aborted("connection aborted by the script")
 
 
+async def delivered(request: web.Request, limit_s: float = 2.0) -> None:
+    """Wait (at most `limit_s`) until what was written has left this process and the peer's kernel
+    has acknowledged it: a reset that overtakes frames still queued here would throw them away, and
+    the gateway would see a connection that failed before any frame instead of a broken stream."""
+    transport = request.transport
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    if transport is None or sock is None:
+        return
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        queued = array.array("i", [0])
+        fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, queued)  # unsent or unacknowledged bytes
+        if transport.get_write_buffer_size() == 0 and queued[0] == 0:
+            return
+        await asyncio.sleep(0.001)  # polling a bounded loop
+
+
 def start_response(status: int, content_type: str, headers: dict[str, str]) -> web.StreamResponse:
     """A response with OpenAI's request id header and the step's extra headers."""
     response = web.StreamResponse(status=status)
@@ -586,6 +606,7 @@ async def stream(request: web.Request, entry: JSON, frames: list[bytes], step: S
     split_at = split_point(frames) if step.malformed else None
     for index in range(len(frames) + 1):
         if index == step.drop_after_chunks:
+            await delivered(request)
             abort(request)
         if index == step.error_after_chunks:
             await response.write(sse(step.error_body()))
