@@ -3,8 +3,10 @@
 One connection, shared by every call under a lock; each call runs in a worker thread
 (`asyncio.to_thread`) so the event loop does not wait on the disk while it has other requests to
 serve. When it has none (`alone()`, which the gateway sets to "this request is the worker's only
-one") and neither lock below is held, the call runs on the event loop itself: the two thread hops
-cost ~0.2 ms of a lone request's latency on a VM, more than the commit itself. The file is in WAL mode with
+one") and neither lock below is held, a ledger commit or a one-row read runs on the event loop
+itself: the two thread hops cost ~0.2 ms of a lone request's latency on a VM, more than the commit
+itself. Calls whose cost grows with the data (lists, exports, deleting expired prompts) always run
+in a thread, so that they never hold up /health or a request that arrives meanwhile. The file is in WAL mode with
 `synchronous=FULL`: a row is on disk when `record_usage` returns, and survives the process being
 killed. Ledger rows are group-committed (`GroupCommit`: the rows of concurrent requests share one
 transaction, so one fsync); every other statement outside migrations runs in autocommit mode, so it
@@ -67,7 +69,8 @@ class SQLiteStore(Store):
     ) -> T:
         """`fn(connection, *args)`, holding the lock, errors mapped: on the event loop when the
         worker is alone and the locks are free at once, else in a worker thread."""
-        if self.alone():
+        brief = any(fn is f for f in _BRIEF)
+        if brief and self.alone():
             done, result = self._at_once(fn, *args, **kwargs)
             if done:
                 return cast(T, result)
@@ -329,6 +332,8 @@ def _upsert(conn: sqlite3.Connection, feedback: Feedback) -> bool:
 
 _WRITES = (_execute, _insert_many, _upsert)
 """What writes, and so waits for its turn among the file's writers; everything else reads."""
+_BRIEF = (_insert_many, _fetchone)
+"""What may run on the event loop (see the module's docstring): a batch of ledger rows, one row read."""
 
 
 def _migrate(conn: sqlite3.Connection, where: str) -> None:
