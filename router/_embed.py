@@ -13,7 +13,6 @@ import numpy as np
 import onnxruntime as ort
 from tokenizers import Tokenizer
 
-
 UNFUSED = ["SkipLayerNormFusion"]
 """Graph rewrites onnxruntime would apply that make MiniLM slower: its fused SkipLayerNormalization
 kernel took 5.14 ms of a 64-piece embedding where the plain Add + LayerNormalization take 4.28
