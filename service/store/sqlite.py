@@ -6,11 +6,12 @@ serve. When it has none (`alone()`, which the gateway sets to "this request is t
 one") and neither lock below is held, a ledger commit or a one-row read runs on the event loop
 itself: the two thread hops cost ~0.2 ms of a lone request's latency on a VM, more than the commit
 itself. Calls whose cost grows with the data (lists, exports, deleting expired prompts) always run
-in a thread, so that they never hold up /health or a request that arrives meanwhile. The file is in WAL mode with
-`synchronous=FULL`: a row is on disk when `record_usage` returns, and survives the process being
-killed. Ledger rows are group-committed (`GroupCommit`: the rows of concurrent requests share one
-transaction, so one fsync); every other statement outside migrations runs in autocommit mode, so it
-is committed on return.
+in a thread, so that they never hold up /health or a request that arrives meanwhile.
+
+The file is in WAL mode with `synchronous=FULL`: a row is on disk when `record_usage` returns, and
+survives the process being killed. Ledger rows are group-committed (`GroupCommit`: the rows of
+concurrent requests share one transaction, so one fsync); every other statement outside migrations
+runs in autocommit mode, so it is committed on return.
 
 Writers in several processes (`pureai serve --workers N` on one file) take turns through an
 exclusive `flock` on `<file>-writer.lock` before they write. Without it, a writer that finds the
