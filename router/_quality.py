@@ -1,6 +1,7 @@
 """Per-prompt features and per-model predicted quality from the learned artifacts.
 
-heads.onnx maps the embedding to capability and group probabilities, complexity and one
+heads.onnx maps the embedding (followed by the prompt's shape features, `router._text.SHAPE`, when
+quality.json lists them under `shape`) to capability and group probabilities, complexity and one
 logistic quality head per learned model. Predicted quality blends that head with a k-nearest-
 neighbour mean over training prompts (weighted by the rows' training weights when knn.npz has
 `weights`) and the group quality table, then applies the calibration fitted on held-out prompts.
@@ -69,8 +70,12 @@ class QualityModel:
         self.blend = table["blend"]
         self.calibration = table["calibration"]
         self.k = int(table["knn_k"])
+        self.shape: list[str] = list(table.get("shape", []))  # artifacts before it have none
         with np.load(knn_path) as knn:
             self.knn_emb = np.asarray(knn["embeddings"], dtype=np.float32)
+            self.knn_shape = np.asarray(
+                knn["shape"] if self.shape else np.zeros((len(self.knn_emb), 0)), np.float32
+            )
             scores = np.asarray(knn["scores"], dtype=np.float32)
             self.knn_tokens = np.asarray(knn["input_tokens"]) if "input_tokens" in knn else None
             weights = np.asarray(knn["weights"], dtype=np.float32)[:, None] if "weights" in knn else None
@@ -90,7 +95,11 @@ class QualityModel:
             self.knn_seen = self.knn_seen * weights
             self.knn_scores = self.knn_scores * weights
 
-    def heads(self, emb: np.ndarray) -> dict[str, np.ndarray]:
+    def heads(self, emb: np.ndarray, shape: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        if self.shape:
+            if shape is None or shape.shape != (len(emb), len(self.shape)):
+                raise ValueError(f"these heads read the prompts' shape features too: {', '.join(self.shape)}")
+            emb = np.hstack([emb, shape]).astype(np.float32)
         names = [o.name for o in self.session.get_outputs()]
         return dict(zip(names, self.session.run(None, {"embedding": emb}), strict=True))
 
@@ -123,9 +132,12 @@ class QualityModel:
         order = np.argsort(-exact, axis=1, kind="stable")[:, :k]
         return np.take_along_axis(candidates, order, axis=1)
 
-    def features(self, emb: np.ndarray, exclude: np.ndarray | None = None) -> Features:
-        """Features of each embedding; `exclude` as in `neighbours`."""
-        h = self.heads(emb)
+    def features(
+        self, emb: np.ndarray, shape: np.ndarray | None = None, exclude: np.ndarray | None = None
+    ) -> Features:
+        """Features of each embedding and its prompt's shape features (needed when `self.shape`
+        lists any); `exclude` as in `neighbours`."""
+        h = self.heads(emb, shape)
         groups = h["groups"].astype(np.float64)
         table = groups @ self.group_table
         knn = self.knn(emb, table, exclude)

@@ -15,7 +15,7 @@ import numpy as np
 from . import _artifacts, _score
 from ._decision import Decision
 from ._quality import Features, QualityModel, logit, sigmoid
-from ._text import Prompt, estimate_tokens, read_prompt
+from ._text import Prompt, estimate_tokens, read_prompt, shape
 from .errors import ArtifactError, InputError, UnknownModelError
 
 if TYPE_CHECKING:
@@ -137,7 +137,7 @@ class Router:
                 rows.append(hit)
         missing = sorted({t for t, r in zip(texts, rows, strict=True) if r is None})
         if missing:
-            f = self.quality.features(self.embedder.embed(missing))
+            f = self.quality.features(self.embedder.embed(missing), shape(missing, self.quality.shape))
             fresh = {t: _row(f, i) for i, t in enumerate(missing)}
             with self._lock:
                 for t, r in fresh.items():
@@ -227,7 +227,7 @@ class Router:
             emb, tokens = self.quality.knn_emb, self.quality.knn_tokens
             pick = np.random.default_rng(0).permutation(len(emb))[:REFERENCE]
             if len(pick):
-                f = self.quality.features(emb[pick], exclude=pick)
+                f = self.quality.features(emb[pick], self.quality.knn_shape[pick], exclude=pick)
                 rows = [_row(f, i) for i in range(len(pick))]
             else:
                 rows = []

@@ -65,3 +65,28 @@ def read_prompt(prompt: Prompt) -> tuple[str, int]:
 def estimate_tokens(chars: int) -> int:
     """Input tokens from characters (the usual ~4 characters per token)."""
     return max(1, round(chars / 4))
+
+
+SHAPE = ("length", "digits", "lines")
+"""Surface features of the text the decision reads, beside its embedding: the embedding is of unit
+length and of the first and last word pieces only, so it cannot tell a long prompt from a short one
+or see how much arithmetic a prompt holds, which go with how hard it is. Each is a log count,
+scaled to about [0, 0.5]."""
+
+
+def shape(texts: Sequence[str], names: Sequence[str] = SHAPE) -> Any:
+    """(len(texts), len(names)) float32 array of the named SHAPE features of each text."""
+    import numpy as np
+
+    def one(text: str, name: str) -> float:
+        if name == "length":
+            return float(np.log1p(len(text))) / 16
+        if name == "digits":
+            return float(np.log1p(sum(map(text.count, "0123456789")))) / 10
+        if name == "lines":
+            return float(np.log1p(text.count("\n"))) / 10
+        raise ValueError(f"unknown prompt shape feature {name!r} (known: {', '.join(SHAPE)})")
+
+    return np.array([[one(t, n) for n in names] for t in texts], dtype=np.float32).reshape(
+        len(texts), len(names)
+    )

@@ -2,7 +2,8 @@
 them again, together with new rows, without their texts.
 
 Every `pureai train` writes its neighbour memory (`knn.npz`: `embeddings`, `scores`, `input_tokens`
-of up to `--knn-max` training prompts) with these arrays beside it, row for row:
+and, when quality.json lists any, `shape` features of up to `--knn-max` training prompts) with
+these arrays beside it, row for row:
 
     groups      int16 (n,)    index into quality.json's `groups`
     tasks       int8 (n,)     index into training.data.CAPABILITIES, -1 where unknown
@@ -67,6 +68,8 @@ def load(folder: Path) -> OutcomeData:
                 "retrain them, or pass --base none",
             )
         arrays = {k: np.asarray(knn[k]) for k in (*KEYS, "embeddings", "scores", "input_tokens")}
+        if "shape" in knn:  # the rows' shape features follow their embeddings, as training reads them
+            arrays["embeddings"] = np.hstack([arrays["embeddings"], np.asarray(knn["shape"])])
         weights = np.asarray(knn["weights"], np.float64) if "weights" in knn else None
     table: dict[str, Any] = art.quality
     groups: list[str] = list(table["groups"])

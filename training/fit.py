@@ -10,6 +10,10 @@ the quality heads, the neighbour mean, the group quality and output-token tables
 calibration and the validation Brier score. The group and capability heads (what kind of prompt
 this is) and the cost model (what a model charges) count every row once. With a base set,
 `hyperparameters` (the base's C, k, blend and calibration) are kept instead of tuned.
+
+The last `shape_dims` columns of the embedding matrix are the prompts' shape features
+(`router._text.SHAPE`): the quality, group and complexity heads read them, the neighbour search and
+the capability head (what a prompt asks for, not how long it is) read the embedding alone.
 """
 
 from __future__ import annotations
@@ -173,7 +177,9 @@ class QualityFitter:
         folds: int = FOLDS,
         seeds: tuple[np.ndarray, list[str]] | None = None,
         hyperparameters: dict[str, Any] | None = None,
+        shape_dims: int = 0,
     ) -> None:
+        self.shape_dims = shape_dims
         self.seeds = seeds  # (embeddings, task labels) of the capability seed prompts
         self.hyperparameters = hyperparameters  # {"C", "k", "blend", "calibration"}: kept, not fitted
         self.seed = seed
@@ -222,7 +228,12 @@ class QualityFitter:
         table = group_means(self.group_idx_[rows], S[rows], len(self.groups_), prior, w)
         P = group_head(E[at])
         q_table = P @ table
-        return Parts(lr(E[at]), knn_mean(E[rows], S[rows], E[at], k, q_table, w), q_table, P)
+        D = self._dims(E)
+        return Parts(lr(E[at]), knn_mean(E[rows, :D], S[rows], E[at, :D], k, q_table, w), q_table, P)
+
+    def _dims(self, E: np.ndarray) -> int:
+        """Columns of E that are the embedding (the rest: shape features)."""
+        return int(E.shape[1] - self.shape_dims)
 
     # -- the whole fit ------------------------------------------------------------------------
     def _w(self, rows: np.ndarray) -> np.ndarray | None:
@@ -385,6 +396,13 @@ class QualityFitter:
         """Capability head on the data's task labels plus the seed prompts (typical user requests
         per capability, training/seeds/), which carry half of each class's weight: benchmark
         prompts alone teach the head that every short imperative request is chat."""
+        D = self._dims(E)
+        head = self._capability_head_on(E[:, :D], data)
+        weight = np.zeros((E.shape[1], head.weight.shape[1]))
+        weight[:D] = head.weight
+        return Linear(weight, head.bias, head.activation)
+
+    def _capability_head_on(self, E: np.ndarray, data: OutcomeData) -> Linear:
         rows = [i for i, t in enumerate(data.tasks) if t in CAPABILITIES]
         if self.seeds is not None:
             E_seed, seed_tasks = self.seeds
@@ -479,7 +497,9 @@ class QualityFitter:
                 own = np.sort(rng.choice(own, min(len(own), self.knn_max), replace=False))
                 base = rng.choice(base, self.knn_max - len(own), replace=False)
                 rows = np.sort(np.r_[own, base])
-        self.knn_embeddings_ = E[rows].astype(np.float16)
+        D = self._dims(E)
+        self.knn_embeddings_ = E[rows, :D].astype(np.float16)
+        self.knn_shape_ = E[rows, D:].astype(np.float32)
         self.knn_tokens_ = n_in[rows].astype(np.int32)
         self.knn_scores_ = data.scores[rows].astype(np.float16)
         self.knn_base_set_ = base_set_arrays(data, rows, self.group_idx_, self._w(rows))

@@ -16,6 +16,7 @@ import numpy as np
 from router import _artifacts
 from router._embed import Embedder
 from router._quality import logit, sigmoid
+from router._text import SHAPE, shape
 
 from . import base as base_set
 from . import embed_cache, metrics, onnx_heads, report
@@ -127,7 +128,8 @@ def train(data: OutcomeData, catalogue: Any, opts: Options) -> dict[str, Any]:
         progress = _tqdm() if opts.progress else None
         embedder = Embedder(src / "embedder.onnx", src / "tokenizer.json")
         emb_sha = _artifacts.sha256(src / "embedder.onnx")
-        E = embed_rows(data, embedder, emb_sha, opts.cache_dir, progress)
+        names = shape_names(opts)
+        E = embed_rows(data, embedder, emb_sha, opts.cache_dir, progress, names)
         seed_texts, seed_tasks = capability_seeds()
         seeds = (embed_cache.embed(seed_texts, embedder, emb_sha, opts.cache_dir), seed_tasks)
         fitter = QualityFitter(
@@ -137,6 +139,7 @@ def train(data: OutcomeData, catalogue: Any, opts: Options) -> dict[str, Any]:
             folds=opts.folds,
             seeds=seeds,
             hyperparameters=base_set.hyperparameters(Path(opts.base["source"])) if opts.base else None,
+            shape_dims=len(names),
         ).fit(E, data)
         shutil.copyfile(src / "embedder.onnx", tmp / "embedder.onnx")
         shutil.copyfile(src / "tokenizer.json", tmp / "tokenizer.json")
@@ -145,9 +148,11 @@ def train(data: OutcomeData, catalogue: Any, opts: Options) -> dict[str, Any]:
         rng = np.random.default_rng(opts.seed)
         sample = E[rng.choice(len(E), min(len(E), 512), replace=False)]
         parity = onnx_heads.verify(heads, tmp / "heads.onnx", sample)
-        table = fitter.table(data.models, opts.cost_from)
+        table = {**fitter.table(data.models, opts.cost_from), "shape": names}
         (tmp / "quality.json").write_text(json.dumps(table, indent=1), encoding="utf-8")
-        extra: dict[str, Any] = fitter.knn_base_set_  # training/base.py: what --base reads back
+        extra: dict[str, Any] = dict(fitter.knn_base_set_)  # training/base.py: what --base reads back
+        if names:
+            extra["shape"] = fitter.knn_shape_
         np.savez_compressed(
             tmp / "knn.npz",
             embeddings=fitter.knn_embeddings_,
@@ -187,16 +192,35 @@ def train(data: OutcomeData, catalogue: Any, opts: Options) -> dict[str, Any]:
     return result
 
 
+def shape_names(opts: Options) -> list[str]:
+    """The prompt shape features to learn from: all of them, or a base set's own (none for a base
+    trained before they existed: its rows carry no texts to compute them from)."""
+    if opts.base:
+        return list(_artifacts.read_json(Path(opts.base["source"]) / "quality.json").get("shape", []))
+    return list(SHAPE)
+
+
 def embed_rows(
-    data: OutcomeData, embedder: Embedder, sha: str, cache: Path | None, progress: Any
+    data: OutcomeData,
+    embedder: Embedder,
+    sha: str,
+    cache: Path | None,
+    progress: Any,
+    names: list[str],
 ) -> np.ndarray:
-    """(n, dim) embeddings: the rows' own where a base set gave them, the embedder's elsewhere."""
+    """(n, dim + len(names)): each row's embedding and shape features; a base set's rows bring
+    their own, the others are embedded and measured from their text."""
+
+    def rows(texts: list[str]) -> np.ndarray:
+        emb = embed_cache.embed(texts, embedder, sha, cache, progress)
+        return np.hstack([emb, shape(texts, names)]).astype(np.float32)
+
     if data.embeddings is None:
-        return embed_cache.embed(data.texts, embedder, sha, cache, progress)
+        return rows(data.texts)
     E = np.array(data.embeddings, dtype=np.float32)
     todo = np.flatnonzero(np.isnan(E).any(axis=1))
     if len(todo):
-        E[todo] = embed_cache.embed([data.texts[i] for i in todo], embedder, sha, cache, progress)
+        E[todo] = rows([data.texts[i] for i in todo])
     return E
 
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pytest
 
 from router import Decision, InputError, Router
+from router._text import SHAPE, shape
 
 QUESTION = "Janet's ducks lay 16 eggs per day. She eats three for breakfast. How many are left?"
 MODELS = ["gpt-4o-2024-08-06", "gpt-4o-mini-2024-07-18", "Meta-Llama-3-8B-Instruct"]
@@ -116,3 +118,27 @@ def test_bad_prompts_are_input_errors(fixture_router: Router, prompt: Any, messa
     with pytest.raises(InputError, match=message) as info:
         fixture_router.select(prompt)
     assert info.value.param == param
+
+
+def test_shape_features_are_scaled_log_counts() -> None:
+    text = "Add 12 and 30.\nThen double it."
+    got = shape([text, ""])
+    want = [np.log1p(len(text)) / 16, np.log1p(4) / 10, np.log1p(1) / 10]
+    np.testing.assert_allclose(got, [want, [0.0, 0.0, 0.0]], rtol=1e-6)
+    assert shape([text], ["lines"]).shape == (1, 1)
+    with pytest.raises(ValueError, match="unknown prompt shape feature 'vowels'"):
+        shape([text], ["vowels"])
+
+
+def test_the_whole_prompt_is_measured_not_only_the_part_embedded(fixture_router: Router) -> None:
+    """Two prompts cut to the same word pieces (same embedding) but of different lengths: the
+    decision still sees the difference, through the prompts' shape features."""
+    words = "please solve this problem about apples and pears carefully " * 10
+    short = words + "what is the answer " + words
+    long = words + "and more " * 400 + "what is the answer " + words
+    embedder = fixture_router.embedder
+    assert embedder.token_ids([short]) == embedder.token_ids([long])
+    np.testing.assert_array_equal(embedder.embed([short]), embedder.embed([long]))
+    assert fixture_router.quality.shape == list(SHAPE)
+    a, b = fixture_router.select(short), fixture_router.select(long)
+    assert a.complexity != b.complexity

@@ -16,6 +16,8 @@ import pytest
 
 from router import Router
 from router._artifacts import default_dir, sha256
+from router._text import SHAPE, shape
+from training.onnx_heads import HEADS
 
 Train = Callable[..., subprocess.CompletedProcess[str]]
 AssertCliError = Callable[..., None]
@@ -102,7 +104,8 @@ def test_keeps_what_the_shipped_router_knows_elsewhere(on_shipped: Path) -> None
     shipped, learned = _json(default_dir() / "quality.json")["models"], []
     for folder in (default_dir(), on_shipped):
         rt = Router.load(folder)
-        learned.append(rt.quality.features(rt.embedder.embed(prompts)).quality[:, : len(shipped)])
+        emb = rt.embedder.embed(prompts)
+        learned.append(rt.quality.features(emb, shape(prompts, rt.quality.shape)).quality[:, : len(shipped)])
     assert float(np.abs(learned[0] - learned[1]).mean()) < 0.05
 
 
@@ -253,3 +256,61 @@ def test_a_small_memory_keeps_every_user_row(trained_dir: Path, train: Train, tm
     with np.load(out / "knn.npz") as knn:
         assert knn["embeddings"].shape == (100, 384)
         assert int((knn["weights"] == 10.0).sum()) == 20
+
+
+def without_shape(trained: Path, out: Path) -> Path:
+    """A copy of `trained` as pureai wrote artifacts before prompt shape features: heads that read
+    the embedding alone, no `shape` in quality.json or knn.npz."""
+    import onnx
+    from onnx import numpy_helper
+
+    shutil.copytree(trained, out)
+    table = _json(out / "quality.json")
+    dims = len(table.pop("shape"))
+    (out / "quality.json").write_text(json.dumps(table), encoding="utf-8")
+    with np.load(out / "knn.npz") as knn:
+        arrays = {k: knn[k] for k in knn.files if k != "shape"}
+    np.savez_compressed(out / "knn.npz", **arrays)
+    heads = onnx.load(str(out / "heads.onnx"))
+    for i, init in enumerate(heads.graph.initializer):
+        if init.name in {f"{h}_W" for h in HEADS}:
+            heads.graph.initializer[i].CopyFrom(
+                numpy_helper.from_array(numpy_helper.to_array(init)[:-dims], init.name)
+            )
+    heads.graph.input[0].type.tensor_type.shape.dim[1].dim_value -= dims
+    onnx.save(heads, str(out / "heads.onnx"))
+    manifest = _json(out / "manifest.json")
+    for name in ("quality.json", "knn.npz", "heads.onnx"):
+        manifest["files"][name] = {"sha256": sha256(out / name), "bytes": (out / name).stat().st_size}
+    (out / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    return out
+
+
+def test_artifacts_from_before_shape_features_route_and_serve_as_a_base(
+    trained_dir: Path, train: Train, tmp_path: Path
+) -> None:
+    """Artifacts trained before prompt shape features still load and decide, and a training on them
+    as its base learns without shape features: the base rows carry no text to measure them on."""
+    old = without_shape(trained_dir, tmp_path / "old")
+    decision = Router.load(old).select(TRANSLATE)
+    assert decision.selected_model and 0 < decision.confidence < 1
+    out = tmp_path / "on-old"
+    result = train(
+        _write(tmp_path / "mine.jsonl", translations("gpt-4o-mini-2024-07-18")), out, "--base", old
+    )
+    assert result.returncode == 0, result.stderr
+    assert _json(out / "quality.json")["shape"] == []
+    with np.load(out / "knn.npz") as knn:
+        assert "shape" not in knn.files and knn["embeddings"].shape[1] == 384
+    assert Router.load(out).select(TRANSLATE).selected_model
+    new = tmp_path / "on-new"
+    assert (
+        train(
+            _write(tmp_path / "again.jsonl", translations("gpt-4o-mini-2024-07-18")),
+            new,
+            "--base",
+            trained_dir,
+        ).returncode
+        == 0
+    )
+    assert _json(new / "quality.json")["shape"] == list(SHAPE)

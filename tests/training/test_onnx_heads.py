@@ -9,6 +9,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
+from router._text import SHAPE
 from training.errors import ExportError
 from training.onnx_heads import HEADS, Linear, build, verify
 
@@ -72,10 +73,19 @@ def test_the_trained_heads_fit_the_quality_table(trained_dir: Path) -> None:
     out = dict(
         zip(
             [o.name for o in session.get_outputs()],
-            session.run(None, {"embedding": _unit_rows(3, 8)}),
+            session.run(
+                None,
+                {
+                    "embedding": np.hstack([_unit_rows(3, 8), np.full((8, len(table["shape"])), 0.2)]).astype(
+                        np.float32
+                    )
+                },
+            ),
             strict=True,
         )
     )
+    assert table["shape"] == list(SHAPE)  # the heads read the prompts' shape features after the embedding
+    assert session.get_inputs()[0].shape[1] == DIM + len(SHAPE)
     assert out["capabilities"].shape == (8, len(table["capabilities"]))
     assert out["groups"].shape == (8, len(table["groups"]))
     assert out["quality"].shape == (8, len(table["models"]))
