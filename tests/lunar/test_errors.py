@@ -147,11 +147,13 @@ def test_a_failing_provider_is_retried_by_the_sdk_until_it_answers(
 def test_a_stream_broken_upstream_raises_a_stream_error_after_its_chunks(
     counted: Counted, fresh: Any, fault: dict[str, Any]
 ) -> None:
-    fresh[0].script({"content": LONG, **fault})
+    fresh[0].script({"content": LONG, "hold": True, **fault})
     chunks: list[lunar.ChatCompletionChunk] = []
     with pytest.raises(lunar.APIStreamError) as info:
         for chunk in counted.client.chat.completions.create(model="gpt-4o-mini", messages=HELLO, stream=True):
             chunks.append(chunk)
+            if len(chunks) == 3:  # the gateway has passed the frames on: now the upstream fails
+                fresh[0].release()
     assert (
         "".join(c.choices[0].delta.content or "" for c in chunks) == "alpha beta"
     )  # the role frame, then two words

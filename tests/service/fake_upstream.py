@@ -24,6 +24,7 @@ Control endpoints:
     POST /_control/script     {"steps": [step, ...]}: append steps to a FIFO queue
     GET  /_control/requests   every completion request so far, in order (see `Upstream.log`)
     POST /_control/reset      clear the queue and the log
+    POST /_control/release    let streams held by `hold` go on
     GET  /_control/health     {"ok": true}
 
 Each completion request (chat or text) takes the first queued step whose `model` is its model or
@@ -45,6 +46,9 @@ absent; with none, it succeeds normally. Step keys, all optional (see `Step`):
                                across two writes in the middle of a multi-byte UTF-8 character (in
                                the middle of the frame when the reply is all ASCII)
     no_done                    streamed: end without `data: [DONE]`
+    hold                       streamed: before the drop or the error, wait for POST
+                               /_control/release (so that a test can read the frames before it:
+                               a reset can overtake frames the gateway has not read yet)
     content                    the reply text
     tool_call                  reply with a call of the first (or the chosen) tool, when tools
                                were given
@@ -147,6 +151,7 @@ _STEP_TYPES: dict[str, tuple[type, ...]] = {
     "error_after_chunks": (int,),
     "malformed": (bool,),
     "no_done": (bool,),
+    "hold": (bool,),
     "content": (str,),
     "tool_call": (bool,),
     "cached_tokens": (int,),
@@ -170,6 +175,7 @@ class Step:
     error_after_chunks: int | None = None
     malformed: bool = False
     no_done: bool = False
+    hold: bool = False
     content: str | None = None
     tool_call: bool = False
     cached_tokens: int | None = None
@@ -413,6 +419,7 @@ class Upstream:
         self.name = name
         self.steps: list[Step] = []
         self.log: list[JSON] = []
+        self.released = asyncio.Event()
 
     def app(self) -> web.Application:
         """The aiohttp application serving the wire and control endpoints."""
@@ -423,6 +430,7 @@ class Upstream:
         app.router.add_post("/_control/script", self.script)
         app.router.add_get("/_control/requests", self.requests)
         app.router.add_post("/_control/reset", self.reset)
+        app.router.add_post("/_control/release", self.release)
         app.router.add_get("/_control/health", self.health)
         return app
 
@@ -504,7 +512,7 @@ class Upstream:
         frames = [sse(chunk) for chunk in chunk_objects(kind, reply, include_usage)]
         if not step.no_done:
             frames.append(b"data: [DONE]\n\n")
-        return await stream(request, entry, frames, step)
+        return await stream(request, entry, frames, step, self.released)
 
     # Control endpoints.
 
@@ -526,9 +534,15 @@ class Upstream:
         return json_response(self.log)
 
     async def reset(self, request: web.Request) -> web.StreamResponse:
-        """POST /_control/reset: forget the queued steps and the log."""
+        """POST /_control/reset: forget the queued steps, the log and any release."""
         self.steps.clear()
         self.log.clear()
+        self.released.clear()
+        return json_response({"ok": True})
+
+    async def release(self, request: web.Request) -> web.StreamResponse:
+        """POST /_control/release: held streams go on to their fault (once: the next hold waits again)."""
+        self.released.set()
         return json_response({"ok": True})
 
     async def health(self, request: web.Request) -> web.StreamResponse:
@@ -594,7 +608,9 @@ async def send_json(
     return response
 
 
-async def stream(request: web.Request, entry: JSON, frames: list[bytes], step: Step) -> web.StreamResponse:
+async def stream(
+    request: web.Request, entry: JSON, frames: list[bytes], step: Step, released: asyncio.Event
+) -> web.StreamResponse:
     """Send SSE frames one write each, with the step's delays and faults."""
     response = start_response(200, "text/event-stream", step.headers)
     response.charset = "utf-8"
@@ -605,6 +621,9 @@ async def stream(request: web.Request, entry: JSON, frames: list[bytes], step: S
     await sleep_ms(step.delay_ms if step.first_chunk_delay_ms is None else step.first_chunk_delay_ms)
     split_at = split_point(frames) if step.malformed else None
     for index in range(len(frames) + 1):
+        if step.hold and index in (step.drop_after_chunks, step.error_after_chunks):
+            await released.wait()
+            released.clear()
         if index == step.drop_after_chunks:
             await delivered(request)
             abort(request)
@@ -711,6 +730,10 @@ class FakeUpstream:
     def reset(self) -> None:
         """Clear the queued steps and the request log."""
         self._call("POST", "/_control/reset")
+
+    def release(self) -> None:
+        """Let a stream held by a `hold` step go on to its fault."""
+        self._call("POST", "/_control/release")
 
     def wait_for(self, predicate: Callable[[list[JSON]], bool], timeout: float = 5.0) -> list[JSON]:
         """Poll the request log until `predicate` holds and return it; AssertionError on timeout."""
