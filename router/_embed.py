@@ -22,7 +22,8 @@ kernel took 5.14 ms of a 64-piece embedding where the plain Add + LayerNormaliza
 
 class Embedder:
     # 64 word pieces (with [CLS] and [SEP]): routing quality on ../shared/routeeval matched 128 within
-    # noise (S1/S3/S4a, seeds 0-2) at half the latency; see benchmarks/routing and the README.
+    # noise (S1/S3/S4a, seeds 0-2) at half the latency; 32 would take ~0.65 of the time but lost
+    # 0.0009 of mean AIQ (S1 0.0020); see benchmarks/routing, benchmarks/latency and the README.
     MAX_TOKENS = 64
     HEAD_TOKENS = 41
     CHARS_PER_TOKEN = 15  # characters tokenized from each end of a long text per kept word piece:
