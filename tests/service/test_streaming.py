@@ -51,9 +51,10 @@ def assert_error_event(event: Any, code: str) -> None:
 # -- an upstream breaking after the first chunk (case 7) ----------------------------------------
 
 
-# The frames come 20 ms apart, as a model's do: the drop (a TCP reset) must come after the gateway
-# has read the first ones. Sent all at once, the reset can overtake them (Linux discards unread data
-# on a reset), and then no byte was sent yet, so failing over to the backup would be right.
+# The frames come 20 ms apart, as a model's do, and the fault waits (`hold`) until the client has
+# the first three pieces: a reset that reached the gateway before it had read the frames would
+# overtake them (Linux discards unread data on a reset), and then no byte was sent yet, so
+# failing over to the backup would be right.
 @pytest.mark.parametrize(
     "fault",
     [{"error_after_chunks": 4, "chunk_delay_ms": 20}, {"drop_after_chunks": 4, "chunk_delay_ms": 20}],
@@ -64,14 +65,22 @@ def test_a_stream_breaking_mid_way_ends_with_an_error_event_and_no_done(
 ) -> None:
     a, b = fresh
     full = gateway.new_key(tenant="t-stream", name="full")  # the same reply, unbroken, for reference
-    a.script({"content": LONG}, {"content": LONG, **fault})
+    a.script({"content": LONG}, {"content": LONG, "hold": True, **fault})
     _, whole, _ = ask(gateway, full, chat(stream=True))
     assert whole == LONG
     whole_row = wait_row(gateway, full)
 
     started = time.monotonic()
-    r, text, events = ask(gateway, key, chat(stream=True))
+    raw = b""
+    with gateway.http.stream("POST", "/v1/chat/completions", headers=h(key), json=chat(stream=True)) as r:
+        for piece in r.iter_raw():
+            held = b"gamma" not in raw
+            raw += piece
+            if held and b"gamma" in raw:
+                a.release()
     elapsed = time.monotonic() - started
+    events = frames(raw)
+    text = text_of(events)
     assert r.status_code == 200
     assert elapsed < SESSION_TIMEOUT_S  # ended by the fault, not by waiting out a timeout
     assert "[DONE]" not in events
