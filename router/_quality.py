@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from ._text import SHAPE
+
 SEARCH = Path(__file__).resolve().parent / "knn_search.onnx"
 """The int8 stage of the neighbour search (training/onnx_knn.py): no data, shared by every artifacts
 folder."""
@@ -71,6 +73,9 @@ class QualityModel:
         self.calibration = table["calibration"]
         self.k = int(table["knn_k"])
         self.shape: list[str] = list(table.get("shape", []))  # artifacts before it have none
+        unknown = [n for n in self.shape if n not in SHAPE]
+        if unknown:  # checked here, not on the first decision
+            raise ValueError(f"quality.json: unknown prompt shape features {unknown} (known: {', '.join(SHAPE)})")
         with np.load(knn_path) as knn:
             self.knn_emb = np.asarray(knn["embeddings"], dtype=np.float32)
             self.knn_shape = np.asarray(

@@ -74,6 +74,19 @@ def test_a_heads_file_in_a_bad_format_is_an_artifact_error(copy: Path) -> None:
         Router.load(copy)
 
 
+def test_an_unknown_shape_feature_is_refused_at_load(copy: Path) -> None:
+    """Not on the first decision: the gateway would answer that one with a 500."""
+    table = json.loads((copy / "quality.json").read_text(encoding="utf-8"))
+    table["shape"] = ["length", "vowels"]
+    data = json.dumps(table).encode()
+    (copy / "quality.json").write_bytes(data)
+    manifest = json.loads((copy / "manifest.json").read_text(encoding="utf-8"))
+    manifest["files"]["quality.json"]["sha256"] = hashlib.sha256(data).hexdigest()
+    (copy / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    with pytest.raises(ArtifactError, match="unknown prompt shape features \\['vowels'\\]"):
+        Router.load(copy)
+
+
 def test_artifact_errors_are_router_errors() -> None:
     assert issubclass(ArtifactError, RouterError)
 
