@@ -21,6 +21,15 @@ def copy(trained_dir: Path, tmp_path: Path) -> Path:
     return Path(shutil.copytree(trained_dir, tmp_path / "artifacts"))
 
 
+def replace_signed(folder: Path, name: str, data: bytes) -> None:
+    """Write `data` as the file `name` and its sha256 into manifest.json, as a hand-rebuilt
+    manifest would: the file passes the check and is bad in some other way."""
+    (folder / name).write_bytes(data)
+    manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    manifest["files"][name]["sha256"] = hashlib.sha256(data).hexdigest()
+    (folder / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+
+
 def test_the_copy_loads(copy: Path) -> None:
     rt = Router.load(copy)
     assert rt.select("What is 7 * 8?").selected_model
@@ -65,11 +74,7 @@ def test_a_folder_that_does_not_exist_is_refused(tmp_path: Path) -> None:
 def test_a_heads_file_in_a_bad_format_is_an_artifact_error(copy: Path) -> None:
     """A file that matches its manifest but is not an ONNX graph (say, a manifest rebuilt by hand):
     errors.py promises ArtifactError for "bad format", not onnxruntime's own exception."""
-    junk = b"this is not an ONNX graph"
-    (copy / "heads.onnx").write_bytes(junk)
-    manifest = json.loads((copy / "manifest.json").read_text(encoding="utf-8"))
-    manifest["files"]["heads.onnx"]["sha256"] = hashlib.sha256(junk).hexdigest()
-    (copy / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    replace_signed(copy, "heads.onnx", b"this is not an ONNX graph")
     with pytest.raises(ArtifactError, match="heads.onnx"):
         Router.load(copy)
 
@@ -78,11 +83,7 @@ def test_an_unknown_shape_feature_is_refused_at_load(copy: Path) -> None:
     """Not on the first decision: the gateway would answer that one with a 500."""
     table = json.loads((copy / "quality.json").read_text(encoding="utf-8"))
     table["shape"] = ["length", "vowels"]
-    data = json.dumps(table).encode()
-    (copy / "quality.json").write_bytes(data)
-    manifest = json.loads((copy / "manifest.json").read_text(encoding="utf-8"))
-    manifest["files"]["quality.json"]["sha256"] = hashlib.sha256(data).hexdigest()
-    (copy / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    replace_signed(copy, "quality.json", json.dumps(table).encode())
     with pytest.raises(ArtifactError, match="unknown prompt shape features \\['vowels'\\]"):
         Router.load(copy)
 
