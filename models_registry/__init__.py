@@ -13,7 +13,7 @@ litellm's bundled price map, read as a JSON file; litellm itself is never import
 """
 
 from ._catalogue import Catalogue
-from ._entry import CAPABILITIES, CUSTOM_PREFIX, ModelEntry, Provider
+from ._entry import CAPABILITIES, CUSTOM_PREFIX, Features, ModelEntry, Provider
 from ._load import default_catalogue_path, load_catalogue, load_entry
 from .errors import CatalogueError, UnknownModelError
 
@@ -22,6 +22,7 @@ __all__ = [
     "CUSTOM_PREFIX",
     "Catalogue",
     "CatalogueError",
+    "Features",
     "ModelEntry",
     "Provider",
     "UnknownModelError",

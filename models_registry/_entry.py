@@ -9,7 +9,7 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-__all__ = ["CAPABILITIES", "CUSTOM_PREFIX", "ModelEntry", "Provider", "ProviderType"]
+__all__ = ["CAPABILITIES", "CUSTOM_PREFIX", "Features", "ModelEntry", "Provider", "ProviderType"]
 
 CAPABILITIES: tuple[str, ...] = ("code", "math", "reasoning", "knowledge", "writing", "chat", "extraction")
 """The capabilities a model has a quality prior for, in a fixed order."""
@@ -18,6 +18,32 @@ CUSTOM_PREFIX = "pureai/"
 """Ids starting with this are custom deployments behind an OpenAI-compatible `api_base`."""
 
 ProviderType = Literal["primary", "backup"]
+
+
+@dataclass(frozen=True)
+class Features:
+    """What a model on one provider accepts beyond plain text. None means unknown: neither the
+    catalogue nor litellm's price map says."""
+
+    vision: bool | None = None
+    """Image parts in messages (`supports_vision`)."""
+    function_calling: bool | None = None
+    """`tools` / `tool_choice` (`supports_function_calling`)."""
+    response_schema: bool | None = None
+    """`response_format` of type json_schema (`supports_response_schema`)."""
+    max_output_tokens: int | None = None
+    """The most tokens one answer may have."""
+    reasoning: bool | None = None
+    """A reasoning model (`supports_reasoning`): no sampling parameters, `max_completion_tokens`."""
+
+    def to_api(self) -> dict[str, Any]:
+        return {
+            "vision": self.vision,
+            "function_calling": self.function_calling,
+            "response_schema": self.response_schema,
+            "max_output_tokens": self.max_output_tokens,
+            "reasoning": self.reasoning,
+        }
 
 
 @dataclass(frozen=True)
@@ -35,6 +61,8 @@ class Provider:
     """The provider's OpenAI-compatible endpoint, when it differs from the entry's `api_base`."""
     api_key_env: str | None = None
     """Name of the environment variable holding this provider's credential."""
+    features: Features = Features()
+    """What the model accepts on this provider (catalogue keys first, then litellm's map)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "params", copy.deepcopy(dict(self.params)))  # our own copy
@@ -71,6 +99,13 @@ class ModelEntry:
     """"catalogue" when every price is set in the file, else "litellm:<price map key>"."""
     expected_output_tokens: int = 400
     """Typical answer length in tokens, for cost estimates before the answer exists."""
+    free: bool = False
+    """Said free in the catalogue (`free = true`): its prices are 0 by intent."""
+    priced: bool = True
+    """Both prices are known (from the catalogue or litellm's map), or the model is free. An
+    unpriced model is never a routing candidate and never serves a key with a budget."""
+    features: Features = Features()
+    """What the model accepts on its primary provider (each provider has its own)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "quality_priors", dict(self.quality_priors))
@@ -81,6 +116,11 @@ class ModelEntry:
     def is_custom(self) -> bool:
         """A `pureai/` deployment (served from `api_base`)."""
         return self.id.startswith(CUSTOM_PREFIX)
+
+    @property
+    def max_output_tokens(self) -> int | None:
+        """The most tokens one answer may have on the primary provider, if known."""
+        return self.features.max_output_tokens
 
     @property
     def primary(self) -> Provider | None:

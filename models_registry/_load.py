@@ -7,6 +7,7 @@ prices and context windows left unset from litellm's price map (read only if nee
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tomllib
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import Any
 
 from . import _prices
 from ._catalogue import Catalogue
-from ._entry import ModelEntry
+from ._entry import Features, ModelEntry, Provider
 from ._validate import EntrySpec, check_no_secrets, entry_label, validate_entry
 from .errors import CatalogueError
 
@@ -94,16 +95,20 @@ _LITELLM_FIELDS = ("input_per_mtok", "output_per_mtok", "context_window")
 
 
 def _needs_price_map(spec: EntrySpec) -> bool:
+    if spec.free:
+        return spec.context_window is None
     return any(getattr(spec, name) is None for name in _LITELLM_FIELDS)
 
 
 def _price_map_if_needed(specs: list[EntrySpec], source: Path | None) -> dict[str, Any] | None:
+    """litellm's map: required when some entry leaves a price or context window to it, else read
+    if it can be (for the features it knows), else None."""
     needy = next((spec for spec in specs if _needs_price_map(spec)), None)
-    if needy is None:
-        return None
     try:
         return _prices.litellm_price_map()
     except (OSError, ValueError) as exc:
+        if needy is None:
+            return None
         unset = [name for name in _LITELLM_FIELDS if getattr(needy, name) is None]
         raise CatalogueError(
             f"not set in the catalogue, and litellm's price map cannot be read ({exc})",
@@ -114,56 +119,84 @@ def _price_map_if_needed(specs: list[EntrySpec], source: Path | None) -> dict[st
 
 
 def _priced(spec: EntrySpec, price_map: dict[str, Any] | None, source: Path | None) -> ModelEntry:
-    """Fill what the entry leaves unset from litellm; an entry with both prices set is all-catalogue."""
+    """Fill what the entry leaves unset from litellm; an entry with both prices set is all-catalogue.
+    A price neither gives leaves the entry unpriced (`priced=False`, prices 0); a free entry costs 0."""
     found: _prices.LitellmPrices | None = None
     key = spec.price_key or spec.litellm_model
-    if _needs_price_map(spec):
-        assert price_map is not None
+    if price_map is not None:
         found = _prices.lookup(price_map, key)
-
-    def missing(field: str) -> CatalogueError:
+    if spec.context_window is None and (found is None or found.context_window is None):
         where = f"{key!r}" + (" (price_key)" if spec.price_key else "")
         why = "is not in litellm's price map" if found is None else "has no usable value for it there"
-        return CatalogueError(
-            f"not set in the catalogue, and {where} {why}; set {field} in the catalogue "
+        raise CatalogueError(
+            f"not set in the catalogue, and {where} {why}; set context_window in the catalogue "
             "or price_key to a litellm price map key",
             path=source,
             entry=spec.id,
-            field=field,
+            field="context_window",
         )
-
-    from_litellm = spec.input_per_mtok is None or spec.output_per_mtok is None
-    input_price = _first(spec.input_per_mtok, found, "input_per_mtok")
-    output_price = _first(spec.output_per_mtok, found, "output_per_mtok")
     context_window = _first(spec.context_window, found, "context_window")
-    for field, value in (
-        ("input_per_mtok", input_price),
-        ("output_per_mtok", output_price),
-        ("context_window", context_window),
-    ):
-        if value is None:
-            raise missing(field)
-    litellm_cached = found if from_litellm else None  # an all-catalogue price keeps litellm out
-    cached_price = _first(spec.cached_input_per_mtok, litellm_cached, "cached_input_per_mtok")
-    if cached_price is None:  # no cache discount known: cached tokens cost what input tokens cost
-        cached_price = input_price
+    if spec.free:
+        input_price = output_price = cached_price = 0.0
+        price_source = "free"
+    else:
+        from_litellm = spec.input_per_mtok is None or spec.output_per_mtok is None
+        priced_by = found if from_litellm else None  # an all-catalogue price keeps litellm out
+        input_price = _first(spec.input_per_mtok, priced_by, "input_per_mtok")
+        output_price = _first(spec.output_per_mtok, priced_by, "output_per_mtok")
+        cached_price = _first(spec.cached_input_per_mtok, priced_by, "cached_input_per_mtok")
+        if cached_price is None:  # no cache discount known: cached tokens cost what input tokens cost
+            cached_price = input_price
+        price_source = f"litellm:{priced_by.key}" if priced_by is not None else "catalogue"
+    priced = spec.free or (input_price is not None and output_price is not None)
+    if not priced:
+        price_source = "unpriced"
+    providers = tuple(_with_features(spec, p, price_map) for p in spec.providers)
+    primary = next((p for p in providers if p.type == "primary"), None)
     return ModelEntry(
         id=spec.id,
         owned_by=spec.owned_by,
         litellm_model=spec.litellm_model,
         context_window=int(context_window),
-        input_per_mtok=input_price,
-        output_per_mtok=output_price,
-        cached_input_per_mtok=cached_price,
+        input_per_mtok=float(input_price or 0.0),
+        output_per_mtok=float(output_price or 0.0),
+        cached_input_per_mtok=float(cached_price or 0.0),
         quality_priors=spec.quality_priors,
         enabled=spec.enabled,
         aliases=spec.aliases,
-        providers=spec.providers,
+        providers=providers,
         api_base=spec.api_base,
         api_key_env=spec.api_key_env,
-        price_source=f"litellm:{found.key}" if from_litellm and found is not None else "catalogue",
+        price_source=price_source,
         expected_output_tokens=spec.expected_output_tokens,
+        free=spec.free,
+        priced=priced,
+        features=primary.features if primary is not None else spec.features,
     )
+
+
+def _with_features(spec: EntrySpec, provider: Provider, price_map: dict[str, Any] | None) -> Provider:
+    """The provider with what its model accepts there: the provider's own keys, then the model's,
+    then litellm's map under the provider's model string, then under the model's."""
+    layers: list[Any] = [provider.features, spec.features]
+    if price_map is not None:
+        own = provider.litellm_model or spec.litellm_model
+        for name in dict.fromkeys((own, spec.price_key or spec.litellm_model)):
+            found = _prices.lookup(price_map, name)
+            if found is not None:
+                layers.append(found)
+
+    def first(name: str) -> Any:
+        return next((v for layer in layers if (v := getattr(layer, name)) is not None), None)
+
+    features = Features(
+        vision=first("vision"),
+        function_calling=first("function_calling"),
+        response_schema=first("response_schema"),
+        max_output_tokens=first("max_output_tokens"),
+        reasoning=first("reasoning"),
+    )
+    return dataclasses.replace(provider, features=features)
 
 
 def _first(own: Any, found: _prices.LitellmPrices | None, field: str) -> Any:

@@ -1,4 +1,4 @@
-"""Prices and context windows from litellm's bundled price map, read as a JSON file.
+"""Prices, context windows and features (vision, tools, ...) from litellm's bundled price map, read as a JSON file.
 
 litellm is never imported (that takes seconds and may fetch prices over the network): the package
 is only located with `importlib.util.find_spec`, and its `model_prices_and_context_window_backup.json`
@@ -29,6 +29,11 @@ class LitellmPrices:
     output_per_mtok: float | None
     cached_input_per_mtok: float | None
     context_window: int | None
+    vision: bool | None = None
+    function_calling: bool | None = None
+    response_schema: bool | None = None
+    max_output_tokens: int | None = None
+    reasoning: bool | None = None
 
 
 def litellm_price_map_path() -> Path | None:
@@ -67,6 +72,11 @@ def lookup(price_map: dict[str, Any], litellm_model: str) -> LitellmPrices | Non
                 output_per_mtok=_per_mtok(raw.get("output_cost_per_token")),
                 cached_input_per_mtok=_per_mtok(raw.get("cache_read_input_token_cost")),
                 context_window=_positive_int(raw.get("max_input_tokens")),
+                vision=_flag(raw.get("supports_vision")),
+                function_calling=_flag(raw.get("supports_function_calling")),
+                response_schema=_flag(raw.get("supports_response_schema")),
+                max_output_tokens=_positive_int(raw.get("max_output_tokens") or raw.get("max_tokens")),
+                reasoning=_flag(raw.get("supports_reasoning")),
             )
     return None
 
@@ -79,6 +89,10 @@ def _per_mtok(per_token: object) -> float | None:
     if not math.isfinite(value) or value < 0:
         return None
     return round(value * 1_000_000, 9)
+
+
+def _flag(value: object) -> bool | None:
+    return value if isinstance(value, bool) else None
 
 
 def _positive_int(value: object) -> int | None:

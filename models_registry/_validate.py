@@ -16,19 +16,37 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from ._entry import CAPABILITIES, CUSTOM_PREFIX, Provider
+from ._entry import CAPABILITIES, CUSTOM_PREFIX, Features, Provider
 from .errors import CatalogueError
 
-__all__ = ["MODEL_KEYS", "PROVIDER_KEYS", "EntrySpec", "check_no_secrets", "entry_label", "validate_entry"]
+__all__ = [
+    "FEATURE_KEYS",
+    "MODEL_KEYS",
+    "PROVIDER_KEYS",
+    "EntrySpec",
+    "check_no_secrets",
+    "entry_label",
+    "validate_entry",
+]
 
 MODEL_KEYS = frozenset(
     {
         "id", "owned_by", "litellm_model", "price_key", "context_window", "input_per_mtok",
         "output_per_mtok", "cached_input_per_mtok", "enabled", "quality_priors", "aliases",
-        "providers", "api_base", "api_key_env", "expected_output_tokens",
+        "providers", "api_base", "api_key_env", "expected_output_tokens", "free", "reasoning",
+        "max_output_tokens", "supports_vision", "supports_function_calling", "supports_response_schema",
     }
 )  # fmt: skip
-PROVIDER_KEYS = frozenset({"id", "type", "enabled", "params", "litellm_model", "api_base", "api_key_env"})
+FEATURE_KEYS = (
+    "supports_vision",
+    "supports_function_calling",
+    "supports_response_schema",
+    "max_output_tokens",
+)
+"""Keys of a model or provider table that say what it accepts (over litellm's map)."""
+PROVIDER_KEYS = frozenset(
+    {"id", "type", "enabled", "params", "litellm_model", "api_base", "api_key_env", *FEATURE_KEYS}
+)
 PROVIDER_TYPES = ("primary", "backup")
 DEFAULT_PRIOR_KEY = "default"
 DEFAULT_EXPECTED_OUTPUT_TOKENS = 400
@@ -56,6 +74,9 @@ class EntrySpec:
     api_base: str | None
     api_key_env: str | None
     expected_output_tokens: int
+    free: bool = False
+    features: Features = Features()
+    """What the table itself says the model accepts (None where it says nothing)."""
 
 
 class _Fields:
@@ -175,6 +196,19 @@ def validate_entry(raw: object, index: int, path: Path | None) -> EntrySpec:
         api_base=api_base,
         api_key_env=f.env_name("api_key_env"),
         expected_output_tokens=f.count("expected_output_tokens") or DEFAULT_EXPECTED_OUTPUT_TOKENS,
+        free=f.flag("free", False),
+        features=_features(f),
+    )
+
+
+def _features(f: _Fields) -> Features:
+    """The feature keys a model or provider table sets; None for each it leaves out."""
+    return Features(
+        vision=f.get("supports_vision", bool, "true or false"),
+        function_calling=f.get("supports_function_calling", bool, "true or false"),
+        response_schema=f.get("supports_response_schema", bool, "true or false"),
+        max_output_tokens=f.count("max_output_tokens"),
+        reasoning=f.get("reasoning", bool, "true or false"),
     )
 
 
@@ -224,6 +258,7 @@ def _providers(f: _Fields, owned_by: str) -> tuple[Provider, ...]:
                 litellm_model=p.text("litellm_model"),
                 api_base=_url(p, "api_base"),
                 api_key_env=p.env_name("api_key_env"),
+                features=_features(p),
             )
         )
     primaries = [q.id for q in providers if q.type == "primary"]

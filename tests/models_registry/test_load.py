@@ -1,3 +1,4 @@
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -227,3 +228,30 @@ def test_load_entry_checks_and_prices_one_table_as_a_file_would() -> None:
         load_entry({"id": "pureai/x", "owned_by": "pureai", "api_base": "ftp://h/v1", "quality_priors": {}})
     assert (caught.value.entry, caught.value.field, caught.value.path) == ("pureai/x", "api_base", None)
     assert "http:// or https://" in caught.value.reason
+
+
+def test_every_shipped_model_string_resolves_in_litellm_offline(default: Catalogue) -> None:
+    """Each primary and backup of the built-in catalogue names a provider litellm knows (no network:
+    its price map is the bundled file), so no call fails for a model string litellm cannot place."""
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    import litellm
+
+    unresolved = []
+    for entry in default.models.values():
+        for provider in entry.providers:
+            model = provider.litellm_model or entry.litellm_model
+            try:
+                _, host, _, _ = litellm.get_llm_provider(model, api_base=provider.api_base or entry.api_base)
+            except Exception as exc:
+                unresolved.append(f"{entry.id}/{provider.id}: {model!r} ({type(exc).__name__})")
+                continue
+            if not host:
+                unresolved.append(f"{entry.id}/{provider.id}: {model!r} (no provider)")
+    assert unresolved == []
+
+
+def test_every_shipped_model_is_priced_and_says_its_output_limit(default: Catalogue) -> None:
+    for entry in default.models.values():
+        assert entry.priced and not entry.free, entry.id
+        if entry.enabled and not entry.is_custom:
+            assert entry.max_output_tokens is not None, entry.id

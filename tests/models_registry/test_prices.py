@@ -97,20 +97,65 @@ def test_context_window_from_the_map_unless_set(write_catalogue: Callable[..., P
     assert load_catalogue(write_catalogue(text)).get("gpt-4.1-mini").context_window == 32000
 
 
-def test_unknown_to_litellm_without_prices(
+def test_unknown_to_litellm_without_prices_is_unpriced(write_catalogue: Callable[..., Path]) -> None:
+    text = UNPRICED.format(id="acme-9000") + "context_window = 8192\n"
+    entry = load_catalogue(write_catalogue(text)).get("acme-9000")
+    assert (entry.priced, entry.free, entry.price_source) == (False, False, "unpriced")
+    assert (entry.input_per_mtok, entry.output_per_mtok) == (0.0, 0.0)
+
+
+def test_one_price_left_out_is_unpriced(write_catalogue: Callable[..., Path]) -> None:
+    text = UNPRICED.format(id="acme-9000") + "context_window = 8192\ninput_per_mtok = 1.0\n"
+    assert load_catalogue(write_catalogue(text)).get("acme-9000").priced is False
+
+
+def test_free_needs_no_prices_and_costs_nothing(write_catalogue: Callable[..., Path]) -> None:
+    text = UNPRICED.format(id="acme-9000") + "context_window = 8192\nfree = true\n"
+    entry = load_catalogue(write_catalogue(text)).get("acme-9000")
+    assert (entry.priced, entry.free, entry.price_source) == (True, True, "free")
+    assert entry.cost_usd(1000, 1000) == 0.0
+
+
+def test_unknown_price_key_leaves_the_model_unpriced(write_catalogue: Callable[..., Path]) -> None:
+    text = UNPRICED.format(id="gpt-4o") + 'price_key = "no-such-key"\ncontext_window = 8192\n'
+    assert load_catalogue(write_catalogue(text)).get("gpt-4o").priced is False
+
+
+def test_unknown_price_key_without_context_window(
     write_catalogue: Callable[..., Path], assert_names: Callable[..., None]
 ) -> None:
-    path = write_catalogue(UNPRICED.format(id="acme-9000"))
-    with pytest.raises(CatalogueError, match="not in litellm's price map") as info:
-        load_catalogue(path)
-    assert_names(info.value, path, "acme-9000", "input_per_mtok")
-
-
-def test_unknown_price_key(write_catalogue: Callable[..., Path], assert_names: Callable[..., None]) -> None:
     path = write_catalogue(UNPRICED.format(id="gpt-4o") + 'price_key = "no-such-key"\n')
     with pytest.raises(CatalogueError, match=r"'no-such-key' \(price_key\)") as info:
         load_catalogue(path)
-    assert_names(info.value, path, "gpt-4o", "input_per_mtok")
+    assert_names(info.value, path, "gpt-4o", "context_window")
+
+
+def test_features_come_from_the_map_under_each_providers_model(write_catalogue: Callable[..., Path]) -> None:
+    text = (
+        UNPRICED.format(id="gpt-4o") + 'litellm_model = "gpt-4o"\n'
+        '[[models.providers]]\nid = "openai"\ntype = "primary"\n'
+        '[[models.providers]]\nid = "local"\ntype = "backup"\nlitellm_model = "openai/local-model"\n'
+        "supports_vision = false\nmax_output_tokens = 1024\n"
+    )
+    entry = load_catalogue(write_catalogue(text)).get("gpt-4o")
+    primary, local = entry.providers
+    assert (primary.features.vision, primary.features.function_calling) == (True, True)
+    assert primary.features.max_output_tokens is not None and primary.features.max_output_tokens > 1024
+    assert (
+        entry.features == primary.features and entry.max_output_tokens == primary.features.max_output_tokens
+    )
+    # the backup's own keys win; what it leaves out falls back to the model's map entry
+    assert (local.features.vision, local.features.max_output_tokens, local.features.function_calling) == (
+        False,
+        1024,
+        True,
+    )
+
+
+def test_catalogue_feature_keys_win_over_the_map(write_catalogue: Callable[..., Path]) -> None:
+    text = UNPRICED.format(id="gpt-4o") + "supports_function_calling = false\nreasoning = true\n"
+    features = load_catalogue(write_catalogue(text)).get("gpt-4o").features
+    assert (features.function_calling, features.reasoning, features.vision) == (False, True, True)
 
 
 def test_missing_context_window(
@@ -142,15 +187,16 @@ def test_lookup_ignores_unusable_values() -> None:
     assert lookup(price_map, "c") is None
 
 
-def test_the_price_map_is_not_read_when_the_catalogue_has_every_price(
+def test_a_fully_priced_catalogue_loads_without_litellm(
     write_catalogue: Callable[..., Path], model: str
 ) -> None:
     path = write_catalogue(model)
     code = (
         "import sys\n"
-        "from models_registry import load_catalogue, _prices\n"
-        f"load_catalogue({str(path)!r})\n"
-        "assert _prices.litellm_price_map.cache_info().currsize == 0\n"
+        "sys.modules['litellm'] = None  # as if litellm were not installed\n"
+        "from models_registry import load_catalogue\n"
+        f"entry = next(iter(load_catalogue({str(path)!r}).models.values()))\n"
+        "assert entry.priced and entry.features.vision is None, entry\n"
     )
     repo = Path(__file__).resolve().parents[2]
     result = subprocess.run(

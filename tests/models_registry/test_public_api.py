@@ -11,6 +11,7 @@ def test_all_is_exactly_the_public_api() -> None:
         "CUSTOM_PREFIX",
         "Catalogue",
         "CatalogueError",
+        "Features",
         "ModelEntry",
         "Provider",
         "UnknownModelError",
