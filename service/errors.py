@@ -190,7 +190,8 @@ def validation_to_bad_request(errors: Any) -> BadRequest:
     kind = str(first.get("type", ""))
     message = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
     if kind == "missing":
-        message = f"missing required field {param!r}"
+        why = "" if message == "Field required" else f": {message}"  # pydantic's own says nothing more
+        message = f"missing required field {param!r}{why}"
     elif kind == "extra_forbidden":
         message = f"unknown field {param!r}"
     elif param:

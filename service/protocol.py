@@ -2,7 +2,9 @@
 
 Only the OpenAI parameters listed in `PASSTHROUGH` reach the provider; any other unknown field is
 dropped (never an error, never forwarded: a client must not be able to set `api_base`, `api_key` or
-litellm's own options through the body).
+litellm's own options through the body). Those a provider would fail on when malformed (`tools`,
+`tool_choice`, `response_format`, and chat turns without content) are checked for OpenAI's shape
+first: a 400 here costs no upstream attempt and never counts toward a provider's circuit breaker.
 """
 
 from __future__ import annotations
@@ -19,8 +21,10 @@ from pydantic import (
     StrictFloat,
     StrictInt,
     ValidationError,
+    ValidationInfo,
     field_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from .errors import BadRequest, validation_to_bad_request
 
@@ -48,21 +52,43 @@ T = TypeVar("T", bound=BaseModel)
 
 
 class Message(BaseModel):
-    """One chat turn. `content` is text or a list of parts (text, image_url, ...)."""
+    """One chat turn. `content` is text or a list of parts (text, image_url, ...).
 
-    model_config = ConfigDict(extra="allow")  # name, tool_calls, tool_call_id, ...
+    A system, developer, user or tool turn needs `content` (absent or null: a 400 naming
+    `messages.<i>.content`); an assistant turn may go without it only when it calls a tool
+    (`tool_calls` or the legacy `function_call`). A legacy `function` turn is left as it comes.
+    """
+
+    model_config = ConfigDict(extra="allow")  # name, tool_call_id, ...
 
     role: Literal["system", "developer", "user", "assistant", "tool", "function"]
-    content: str | list[dict[str, Any]] | None = None
+    # Declared before `content` so that its check sees them; forwarded exactly as they come.
+    tool_calls: Any = None
+    function_call: Any = None
+    content: str | list[dict[str, Any]] | None = Field(None, validate_default=True)
 
     @field_validator("content")
     @classmethod
-    def _parts_have_type(cls, value: Any) -> Any:
+    def _content(cls, value: Any, info: ValidationInfo) -> Any:
         if isinstance(value, list):
             for i, part in enumerate(value):
                 if not isinstance(part.get("type"), str):
                     raise ValueError(f"content part {i} needs a string 'type'")
+        elif value is None:
+            role = info.data.get("role")
+            calls = info.data.get("tool_calls") or info.data.get("function_call")
+            if role in _CONTENT_REQUIRED:
+                raise PydanticCustomError(
+                    "missing", f"a {role} message needs a string or a list of content parts"
+                )
+            if role == "assistant" and not calls:
+                raise PydanticCustomError(
+                    "missing", "an assistant message needs content unless it has tool_calls"
+                )
         return value
+
+
+_CONTENT_REQUIRED = frozenset({"system", "developer", "user", "tool"})
 
 
 class _Sampling(BaseModel):
@@ -74,6 +100,11 @@ class _Sampling(BaseModel):
     stop: str | list[str] | None = None
     stream: StrictBool = False
     stream_options: dict[str, Any] | None = None
+    # Forwarded as they come (see PASSTHROUGH), once their shape is checked: a provider that fails
+    # on a malformed one would cost every retry and failover attempt and count toward its breaker.
+    tools: Any = None
+    tool_choice: Any = None
+    response_format: Any = None
 
     @field_validator("stop")
     @classmethod
@@ -82,13 +113,34 @@ class _Sampling(BaseModel):
             raise ValueError("at most 4 stop sequences")
         return value
 
+    @field_validator("tools")
+    @classmethod
+    def _tools(cls, value: Any) -> Any:
+        if value is not None:
+            _check_tools(value)
+        return value
+
+    @field_validator("tool_choice")
+    @classmethod
+    def _tool_choice(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is not None:
+            _check_tool_choice(value, info.data.get("tools"))
+        return value
+
+    @field_validator("response_format")
+    @classmethod
+    def _response_format(cls, value: Any) -> Any:
+        if value is not None:
+            _check_response_format(value)
+        return value
+
     def include_usage_chunk(self) -> bool:
         """True when the client asked for OpenAI's separate final usage chunk."""
         return bool((self.stream_options or {}).get("include_usage"))
 
     def upstream_params(self) -> dict[str, Any]:
         """The sampling parameters and passed-through OpenAI fields that are set."""
-        params = {k: getattr(self, k) for k in ("max_tokens", "temperature", "top_p", "stop")}
+        params = {k: getattr(self, k) for k in _DECLARED}
         extra = self.model_extra or {}
         params.update({k: v for k, v in extra.items() if k in PASSTHROUGH})
         return {k: v for k, v in params.items() if v is not None}
@@ -96,6 +148,69 @@ class _Sampling(BaseModel):
     def dropped(self) -> list[str]:
         """Unknown fields that are not forwarded."""
         return sorted(k for k in (self.model_extra or {}) if k not in PASSTHROUGH)
+
+
+_DECLARED = ("max_tokens", "temperature", "top_p", "stop", "tools", "tool_choice", "response_format")
+"""The fields of `_Sampling` that are sent upstream (the other passed-through ones are extras)."""
+TOOL_CHOICES = ("none", "auto", "required")
+RESPONSE_FORMATS = ("text", "json_object", "json_schema")
+
+
+def _check_tools(tools: Any) -> None:
+    """ValueError unless `tools` is OpenAI's: a non-empty list of {"type": "function", "function":
+    {"name": ..., "description"?: str, "parameters"?: object}}."""
+    if not isinstance(tools, list) or not tools:
+        raise ValueError("must be a non-empty list of tools")
+    for i, tool in enumerate(tools):
+        where = f"tools[{i}]"
+        if not isinstance(tool, dict) or tool.get("type") != "function":
+            raise ValueError(f'{where} must be an object with "type": "function"')
+        function = tool.get("function")
+        if not isinstance(function, dict):
+            raise ValueError(f"{where}.function must be an object")
+        name = function.get("name")
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"{where}.function.name must be a non-empty string")
+        if "description" in function and not isinstance(function["description"], str):
+            raise ValueError(f"{where}.function.description must be a string")
+        if "parameters" in function and not isinstance(function["parameters"], dict):
+            raise ValueError(f"{where}.function.parameters must be a JSON Schema object")
+
+
+def _check_tool_choice(choice: Any, tools: Any) -> None:
+    """ValueError unless `choice` is "none", "auto", "required" (with tools) or {"type": "function",
+    "function": {"name": <one of the tools>}}."""
+    names = {t["function"]["name"] for t in tools} if isinstance(tools, list) else set()
+    if isinstance(choice, str):
+        if choice not in TOOL_CHOICES:
+            raise ValueError(f"must be one of {', '.join(map(repr, TOOL_CHOICES))} or a named function")
+        if choice == "required" and not names:
+            raise ValueError("'required' needs tools")
+        return
+    function = choice.get("function") if isinstance(choice, dict) else None
+    name = function.get("name") if isinstance(function, dict) else None
+    if not isinstance(choice, dict) or choice.get("type") != "function" or not isinstance(name, str):
+        raise ValueError(
+            f'must be one of {", ".join(map(repr, TOOL_CHOICES))} or {{"type": "function", '
+            '"function": {"name": ...}}'
+        )
+    if name not in names:
+        raise ValueError(f"names the function {name!r}, which is not in 'tools'")
+
+
+def _check_response_format(value: Any) -> None:
+    """ValueError unless `value` is {"type": "text" | "json_object"} or {"type": "json_schema",
+    "json_schema": {"name": ..., "schema"?: object, ...}}."""
+    kind = value.get("type") if isinstance(value, dict) else None
+    if kind not in RESPONSE_FORMATS:
+        raise ValueError(f"must be an object whose 'type' is one of {', '.join(map(repr, RESPONSE_FORMATS))}")
+    if kind != "json_schema":
+        return
+    spec = value.get("json_schema")
+    if not isinstance(spec, dict) or not isinstance(spec.get("name"), str) or not spec["name"]:
+        raise ValueError("json_schema needs an object with a non-empty string 'name'")
+    if "schema" in spec and not isinstance(spec["schema"], dict):
+        raise ValueError("json_schema.schema must be a JSON Schema object")
 
 
 class ChatRequest(_Sampling):

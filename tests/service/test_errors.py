@@ -192,6 +192,90 @@ def test_invalid_content_names_the_content(gateway: Gateway, tenant: str) -> Non
         assert err["param"] is not None and err["param"].startswith("messages.0.content"), err
 
 
+@pytest.mark.parametrize(
+    ("messages", "param"),
+    [
+        ([{"role": "user"}], "messages.0.content"),
+        ([{"role": "user", "content": None}], "messages.0.content"),
+        ([{"role": "system"}, {"role": "user", "content": "Hi"}], "messages.0.content"),
+        ([{"role": "developer", "content": None}, {"role": "user", "content": "Hi"}], "messages.0.content"),
+        (
+            [{"role": "user", "content": "Hi"}, {"role": "tool", "tool_call_id": "call_1"}],
+            "messages.1.content",
+        ),
+        ([{"role": "user", "content": "Hi"}, {"role": "assistant"}], "messages.1.content"),
+        ([{"role": "user", "content": "Hi"}, {"role": "assistant", "tool_calls": []}], "messages.1.content"),
+    ],
+)
+def test_a_turn_without_content_is_400_naming_it(
+    gateway: Gateway, fresh: Upstreams, tenant: str, messages: list[dict[str, Any]], param: str
+) -> None:
+    for path, body in (
+        (CHAT, {"model": "gpt-4o-mini", "messages": messages}),
+        (ROUTER, {"messages": messages}),
+    ):
+        err = error(gateway.http.post(path, headers=h(tenant), json=body), 400, "missing_field", param)
+        assert param in err["message"]
+    assert fresh[0].requests() == [] and fresh[1].requests() == []
+
+
+def test_an_assistant_turn_that_calls_a_tool_needs_no_content(
+    gateway: Gateway, fresh: Upstreams, tenant: str
+) -> None:
+    call = {"id": "call_1", "type": "function", "function": {"name": "get_time", "arguments": "{}"}}
+    messages = [
+        {"role": "user", "content": "What time is it?"},
+        {"role": "assistant", "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "12:00"},
+    ]
+    r = gateway.http.post(CHAT, headers=h(tenant), json={"model": "gpt-4o-mini", "messages": messages})
+    assert r.status_code == 200, r.text
+    assert fresh[0].requests()[-1]["body"]["messages"] == messages
+
+
+TOOL = {"type": "function", "function": {"name": "get_time", "parameters": {"type": "object"}}}
+
+
+@pytest.mark.parametrize(
+    ("extra", "param"),
+    [
+        ({"tools": "get_time"}, "tools"),
+        ({"tools": []}, "tools"),
+        ({"tools": [{"name": "get_time"}]}, "tools"),
+        ({"tools": [{"type": "function", "function": {"parameters": {}}}]}, "tools"),
+        ({"tools": [{"type": "function", "function": {"name": "f", "parameters": "{}"}}]}, "tools"),
+        ({"tools": [TOOL], "tool_choice": "sometimes"}, "tool_choice"),
+        ({"tools": [TOOL], "tool_choice": {"type": "function"}}, "tool_choice"),
+        (
+            {"tools": [TOOL], "tool_choice": {"type": "function", "function": {"name": "other"}}},
+            "tool_choice",
+        ),
+        ({"tool_choice": "required"}, "tool_choice"),
+        ({"response_format": "json"}, "response_format"),
+        ({"response_format": {"type": "yaml"}}, "response_format"),
+        ({"response_format": {"type": "json_schema"}}, "response_format"),
+        (
+            {"response_format": {"type": "json_schema", "json_schema": {"name": "a", "schema": 1}}},
+            "response_format",
+        ),
+    ],
+)
+def test_malformed_tools_and_formats_never_reach_a_provider(
+    gateway: Gateway, fresh: Upstreams, tenant: str, extra: dict[str, Any], param: str
+) -> None:
+    # Sent on, a provider that fails on them costs every attempt and counts toward its breaker.
+    messages = [{"role": "user", "content": "What time is it?"}]
+    for path, body in (
+        (CHAT, {"model": "gpt-4o-mini", "messages": messages}),
+        (ROUTER, {"messages": messages}),
+    ):
+        err = error(
+            gateway.http.post(path, headers=h(tenant), json={**body, **extra}), 400, "invalid_value", param
+        )
+        assert param in err["message"]
+    assert fresh[0].requests() == [] and fresh[1].requests() == []
+
+
 # --- 401 -------------------------------------------------------------------------------------------
 
 
