@@ -58,7 +58,9 @@ def read_prompt(prompt: Prompt) -> tuple[str, int]:
         if role == "user":
             last_user = text
     if last_user is None or not last_user.strip():
-        raise InputError("messages have no user turn with text", param="messages")
+        raise InputError(
+            "messages have no user turn with text", param="messages", code="missing_user_message"
+        )
     return last_user, total
 
 

@@ -2,6 +2,7 @@
 
     RouterError                 base class; never raised itself
     ├── InputError              bad prompt/messages, cost_weight outside [0, 1], empty model list
+    │                           (`param` names the argument, `code` the fault)
     ├── UnknownModelError       a model name that neither the catalogue nor the artifacts know
     └── ArtifactError           missing or corrupt artifacts (sha256 mismatch, bad format)
 
@@ -17,9 +18,13 @@ class RouterError(Exception):
 
 
 class InputError(RouterError, ValueError):
-    def __init__(self, message: str, param: str | None = None) -> None:
+    """A bad argument: `param` names it, `code` says what is wrong with it, for machines
+    ("invalid_value", or "missing_user_message" when no user turn has text)."""
+
+    def __init__(self, message: str, param: str | None = None, code: str = "invalid_value") -> None:
         super().__init__(message)
         self.param = param
+        self.code = code
 
 
 class UnknownModelError(RouterError, ValueError):

@@ -140,7 +140,7 @@ def install(app: FastAPI) -> None:
         if isinstance(exc, UnknownRoutedModel):
             return NotFound(str(exc), code="model_not_found", param="models").response()
         if isinstance(exc, InputError):
-            return BadRequest(str(exc), param=exc.param or "messages").response()
+            return BadRequest(str(exc), param=exc.param or "messages", code=exc.code).response()
         log.error("router failure: %s", exc)
         return Unavailable("the router is not available", code="router_unavailable").response()
 

@@ -118,6 +118,7 @@ def test_bad_prompts_are_input_errors(fixture_router: Router, prompt: Any, messa
     with pytest.raises(InputError, match=message) as info:
         fixture_router.select(prompt)
     assert info.value.param == param
+    assert info.value.code == ("missing_user_message" if "no user turn" in message else "invalid_value")
 
 
 def test_shape_features_are_scaled_log_counts() -> None:

@@ -219,6 +219,26 @@ def test_a_turn_without_content_is_400_naming_it(
     assert fresh[0].requests() == [] and fresh[1].requests() == []
 
 
+@pytest.mark.parametrize(
+    "messages",
+    [
+        [{"role": "system", "content": "You are helpful."}],
+        [{"role": "user", "content": "   "}],
+        [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "https://x.test/a.png"}}]}],
+    ],
+)
+def test_no_user_text_for_the_router_is_400_with_a_code(
+    gateway: Gateway, fresh: Upstreams, tenant: str, messages: list[dict[str, Any]]
+) -> None:
+    for execute in (True, False):
+        body = {"messages": messages, "execute": execute}
+        err = error(
+            gateway.http.post(ROUTER, headers=h(tenant), json=body), 400, "missing_user_message", "messages"
+        )
+        assert "no user turn with text" in err["message"]
+    assert fresh[0].requests() == [] and fresh[1].requests() == []
+
+
 def test_an_assistant_turn_that_calls_a_tool_needs_no_content(
     gateway: Gateway, fresh: Upstreams, tenant: str
 ) -> None:
