@@ -15,6 +15,7 @@ import numpy as np
 from . import _artifacts, _score
 from ._decision import Decision
 from ._quality import Features, QualityModel, logit, sigmoid
+from ._score import DEFAULT_COST_WEIGHT
 from ._text import Prompt, estimate_tokens, read_prompt, shape
 from .errors import ArtifactError, InputError, UnknownModelError
 
@@ -300,20 +301,23 @@ class Router:
         self,
         prompt: Prompt,
         models: Sequence[str] | None = None,
-        cost_weight: float = 0.0,
+        cost_weight: float = DEFAULT_COST_WEIGHT,
         quality_shift: Mapping[str, float] | None = None,
     ) -> Decision:
-        """The decision for one prompt. `quality_shift`: per model, added to its predicted quality
-        before ranking (what feedback has taught since training; clipped to (0, 1))."""
+        """The decision for one prompt. `cost_weight` in [0, 1]: 0 = best predicted quality, 1 =
+        cheapest (default `DEFAULT_COST_WEIGHT`, 0.5, as POST /v1/router). `quality_shift`: per
+        model, added to its predicted quality before ranking (what feedback has taught since
+        training; clipped to (0, 1))."""
         return self.select_many([prompt], models, cost_weight, quality_shift)[0]
 
     def select_many(
         self,
         prompts: Sequence[Prompt],
         models: Sequence[str] | None = None,
-        cost_weight: float = 0.0,
+        cost_weight: float = DEFAULT_COST_WEIGHT,
         quality_shift: Mapping[str, float] | None = None,
     ) -> list[Decision]:
+        """One decision per prompt, as `select` gives (the same defaults), embedded in one batch."""
         if isinstance(prompts, str) or not isinstance(prompts, Sequence):
             raise InputError("prompts must be a list of prompts (use select for one)", param="prompts")
         w = _check_weight(cost_weight)

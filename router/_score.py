@@ -15,6 +15,10 @@ import numpy as np
 
 from ._decision import Candidate
 
+DEFAULT_COST_WEIGHT = 0.5
+"""The cost_weight when a caller gives none, everywhere (`router.select`, `Router.select`, `pureai
+route`, POST /v1/router): halfway along the pool's cost range, log-evenly, between the best
+predicted quality (0) and the cheapest model (1)."""
 GRID = tuple(round(0.05 * i, 2) for i in range(21))  # weights at which lambda is calibrated
 CANDIDATES = 400  # lambdas tried, log-spaced over the pool's span
 

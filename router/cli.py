@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from router import DEFAULT_COST_WEIGHT
+
 
 def _models(value: str | None) -> list[str] | None:
     return [m.strip() for m in value.split(",") if m.strip()] if value else None
@@ -24,6 +26,7 @@ def cmd_route(args: argparse.Namespace) -> int:
             json.dumps(
                 {
                     **d.to_api(),
+                    "cost_weight": d.cost_weight,
                     "capabilities": d.capabilities,
                     "complexity": round(d.complexity, 4),
                     "candidates": [c.__dict__ for c in d.candidates],
@@ -107,7 +110,12 @@ def parser() -> argparse.ArgumentParser:
     r = sub.add_parser("route", help="route one prompt and print the decision")
     r.add_argument("prompt")
     r.add_argument("--models", help="comma-separated candidates (default: every enabled model)")
-    r.add_argument("--cost-weight", type=float, default=0.0, help="0 = best quality, 1 = cheapest")
+    r.add_argument(
+        "--cost-weight",
+        type=float,
+        default=DEFAULT_COST_WEIGHT,
+        help=f"0 = best quality, 1 = cheapest (default {DEFAULT_COST_WEIGHT})",
+    )
     r.add_argument("--artifacts", help="artifacts folder from `pureai train` (default: shipped)")
     r.add_argument("--catalogue", help="catalogue TOML (default: built-in)")
     r.add_argument("--top", type=int, default=5, help="candidates to print")
@@ -170,7 +178,12 @@ def parser() -> argparse.ArgumentParser:
         "distil-embedder",
         help="distil a static embedder (one vector per word piece, ~0.1 ms) from a transformer embedder",
     )
-    d.add_argument("--from", dest="src", required=True, help="folder with the transformer's embedder.onnx + tokenizer.json")
+    d.add_argument(
+        "--from",
+        dest="src",
+        required=True,
+        help="folder with the transformer's embedder.onnx + tokenizer.json",
+    )
     d.add_argument("--out", required=True)
     d.set_defaults(func=cmd_distil)
     try:

@@ -26,6 +26,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from router import DEFAULT_COST_WEIGHT
+
 from .errors import BadRequest, validation_to_bad_request
 
 __all__ = [
@@ -237,7 +239,7 @@ class RouterRequest(_Sampling):
     messages: list[Message] = Field(min_length=1)
     execute: StrictBool = True
     models: list[str] | None = Field(None, min_length=1)
-    cost_weight: StrictFloat = Field(0.5, ge=0, le=1)
+    cost_weight: StrictFloat = Field(DEFAULT_COST_WEIGHT, ge=0, le=1)
 
     def message_dicts(self) -> list[dict[str, Any]]:
         return [m.model_dump(exclude_none=True) for m in self.messages]

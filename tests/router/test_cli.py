@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from router import DEFAULT_COST_WEIGHT
+
 Pureai = Callable[..., subprocess.CompletedProcess[str]]
 PROMPT = "Find all real x such that x^4 - 5x^2 + 4 = 0."
 
@@ -34,6 +36,18 @@ def test_route_json(pureai: Pureai, trained_dir: Path) -> None:
     assert sorted(c["model"] for c in body["candidates"]) == ["gpt-4o", "gpt-4o-mini"]
     assert sum(body["capabilities"].values()) == pytest.approx(1.0, abs=1e-3)
     assert 0 <= body["complexity"] <= 1
+
+
+def test_route_defaults_to_the_apis_cost_weight(pureai: Pureai, trained_dir: Path) -> None:
+    models = "gpt-4o,gpt-4o-mini"
+    default = pureai("route", PROMPT, "--artifacts", trained_dir, "--models", models, "--json")
+    half = pureai(
+        "route", PROMPT, "--artifacts", trained_dir, "--models", models, "--cost-weight", "0.5", "--json"
+    )
+    assert default.returncode == 0 and half.returncode == 0, default.stderr + half.stderr
+    assert json.loads(default.stdout)["cost_weight"] == DEFAULT_COST_WEIGHT == 0.5
+    assert json.loads(default.stdout) == json.loads(half.stdout)
+    assert f"default {DEFAULT_COST_WEIGHT}" in pureai("route", "--help").stdout
 
 
 def test_route_text(pureai: Pureai, trained_dir: Path) -> None:

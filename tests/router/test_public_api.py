@@ -25,6 +25,7 @@ HEAVY = ("torch", "sklearn", "litellm", "sentence_transformers", "transformers",
 
 def test_all_is_exactly_the_public_api() -> None:
     assert router.__all__ == [
+        "DEFAULT_COST_WEIGHT",
         "ArtifactError",
         "Candidate",
         "Decision",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 from pathlib import Path
 
@@ -148,6 +149,17 @@ def test_select_many_rejects_a_single_string(fixture_router: Router) -> None:
     """`select_many("Hello")` would otherwise route each character as a prompt (five decisions)."""
     with pytest.raises(InputError, match="list"):
         fixture_router.select_many("Hello")
+
+
+def test_every_entry_point_defaults_to_the_apis_cost_weight(fixture_router: Router, pool: list[str]) -> None:
+    from service.protocol import RouterRequest
+
+    assert router.DEFAULT_COST_WEIGHT == 0.5  # POST /v1/router's default
+    assert fixture_router.select(PROMPTS[0], pool).cost_weight == 0.5
+    assert [d.cost_weight for d in fixture_router.select_many(PROMPTS, pool)] == [0.5] * len(PROMPTS)
+    for fn in (router.select, router.select_many, Router.select, Router.select_many):
+        assert inspect.signature(fn).parameters["cost_weight"].default == 0.5, fn
+    assert RouterRequest.model_validate({"messages": [{"role": "user", "content": "Hi"}]}).cost_weight == 0.5
 
 
 def test_default_pool_is_every_enabled_model(fixture_router: Router) -> None:
