@@ -87,6 +87,11 @@ def rank(
     ]
 
 
+TINY_COST_USD = 1e-9
+"""At or below this expected cost (less than one token at any listed price: a free model, or a
+deployment priced at 0), the reasoning gives the runner-up's extra cost in dollars, not as a ratio."""
+
+
 def level(complexity: float) -> str:
     return "low" if complexity < 0.33 else "moderate" if complexity < 0.66 else "high"
 
@@ -106,8 +111,11 @@ def reasoning(
         return head + "; it was the only candidate."
     runner = candidates[1]
     if runner.quality > best.quality:
-        ratio = runner.cost_usd / max(best.cost_usd, 1e-12)
-        why = f"scores {runner.quality:.2f} but costs {ratio:.1f}x more at cost_weight {cost_weight:g}"
+        if best.cost_usd > TINY_COST_USD:
+            more = f"{runner.cost_usd / best.cost_usd:.1f}x more"
+        else:  # a ratio against (nearly) nothing says nothing: "16160000.0x more"
+            more = f"~${runner.cost_usd - best.cost_usd:.2g} more"
+        why = f"scores {runner.quality:.2f} but costs {more} at cost_weight {cost_weight:g}"
     elif runner.cost_usd < best.cost_usd:
         why = f"is cheaper (~${runner.cost_usd:.2g}) but scores only {runner.quality:.2f}"
     else:
