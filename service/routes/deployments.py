@@ -2,7 +2,11 @@
 
 POST   /v1/admin/deployments        {"id", "api_base", "api_key", "owned_by", "context_window", ...}
 GET    /v1/admin/deployments
+GET    /v1/admin/deployments/{id}
 DELETE /v1/admin/deployments/{id}
+
+`{id}` is the deployment's name with or without its prefix: `gemma-3-4b-it` and
+`pureai/gemma-3-4b-it` name the same deployment, as in the POST body.
 """
 
 from typing import Any
@@ -52,14 +56,34 @@ async def list_deployments(request: Request) -> dict[str, Any]:
     return {"object": "list", "data": data}
 
 
-@router.delete("/v1/admin/deployments/{deployment_id}")
+# `:path`, since the prefixed form holds a slash ("pureai/gemma-3-4b-it").
+@router.get("/v1/admin/deployments/{deployment_id:path}")
+async def get_deployment(deployment_id: str, request: Request) -> dict[str, Any]:
+    deployments = await _admin(request)
+    model_id = _model_id(deployment_id)
+    for deployment in await deployments.store.list_deployments():
+        if deployment.id == model_id:
+            return deployment_json(deployment, deployments.entry(deployment))
+    raise _not_found(deployments, deployment_id, model_id)
+
+
+@router.delete("/v1/admin/deployments/{deployment_id:path}")
 async def remove(deployment_id: str, request: Request) -> dict[str, Any]:
     deployments = await _admin(request)
-    model_id = CUSTOM_PREFIX + deployment_id.removeprefix(CUSTOM_PREFIX)
+    model_id = _model_id(deployment_id)
     if not await deployments.store.remove_deployment(model_id):
-        hint = " (it is in the catalogue file)" if model_id in deployments.base.models else ""
-        raise NotFound(
-            f"no registered deployment {deployment_id!r}{hint}", code="deployment_not_found", param="id"
-        )
+        raise _not_found(deployments, deployment_id, model_id)
     await deployments.refresh(force=True)
     return {"id": model_id.removeprefix(CUSTOM_PREFIX), "object": "deployment", "deleted": True}
+
+
+def _model_id(deployment_id: str) -> str:
+    """ "gemma" and "pureai/gemma" -> "pureai/gemma"."""
+    return CUSTOM_PREFIX + deployment_id.removeprefix(CUSTOM_PREFIX)
+
+
+def _not_found(deployments: Deployments, deployment_id: str, model_id: str) -> NotFound:
+    hint = " (it is in the catalogue file)" if model_id in deployments.base.models else ""
+    return NotFound(
+        f"no registered deployment {deployment_id!r}{hint}", code="deployment_not_found", param="id"
+    )
