@@ -38,6 +38,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 __all__ = [
+    "UNLIMITED",
     "LimitResult",
     "Limiter",
     "LimiterUnavailable",
@@ -62,31 +63,43 @@ class LimiterUnavailable(Exception):
     """The limiter's backend cannot be reached (the service answers 503)."""
 
 
+UNLIMITED = 2**31 - 1
+"""What `x-ratelimit-limit-*` and `x-ratelimit-remaining-*` say for a dimension without a limit."""
+
+
 @dataclass(frozen=True)
 class LimitResult:
-    """The verdict on one request, with what the x-ratelimit-* headers report."""
+    """The verdict on one request, with what the x-ratelimit-* headers report.
+
+    Both resets are the seconds until `remaining` next goes up: while the window has room, until
+    the oldest entry in it (request, or recorded tokens) leaves it; once it is full, until enough
+    have left for one more (the wait of a refused request). 0 only when the window is empty.
+    """
 
     allowed: bool
     limit_requests: int | None
     remaining_requests: int | None
     """Requests left in the window after this one (0 when refused for requests)."""
     reset_requests_s: float | None
-    """Seconds until one more request slot frees up (0 if one is free now)."""
+    """Seconds until remaining_requests next goes up (0 with no request in the window)."""
     limit_tokens: int | None
     remaining_tokens: int | None
     """tpm minus the tokens in the window, >= 0."""
     reset_tokens_s: float | None
-    """Seconds until the token window has room again (0 if it has now)."""
+    """Seconds until remaining_tokens next goes up (0 with no tokens in the window)."""
     retry_after_s: float
     """0 when allowed; else seconds until a retry can succeed (> 0)."""
     reason: str | None
     """"requests" or "tokens" when refused: the dimension that makes the client wait longest."""
 
     def headers(self) -> dict[str, str]:
-        """OpenAI's x-ratelimit-* headers, only for the dimensions that have a limit.
+        """OpenAI's six x-ratelimit-* headers, limit, remaining and reset of requests and tokens.
 
-        Reset values are in OpenAI's duration format ("1s", "6m0s", "120ms", "1m30s"); values
-        unknown (Redis unreachable, fail-open) are left out.
+        All six are sent for every key, as OpenAI does, so that a client reads them the same way
+        on every response: a dimension without a limit says `UNLIMITED` (2147483647, an integer
+        every client parses, which never makes one wait) for its limit and remaining, and "0s" for
+        its reset. Resets are in OpenAI's duration format ("1s", "6m0s", "120ms", "1m30s"). Values
+        unknown for a dimension that has a limit (Redis unreachable, fail-open) are left out.
         """
         out: dict[str, str] = {}
         for name, limit, remaining, reset in (
@@ -94,7 +107,7 @@ class LimitResult:
             ("tokens", self.limit_tokens, self.remaining_tokens, self.reset_tokens_s),
         ):
             if limit is None:
-                continue
+                limit, remaining, reset = UNLIMITED, UNLIMITED, 0.0
             out[f"x-ratelimit-limit-{name}"] = str(limit)
             if remaining is not None:
                 out[f"x-ratelimit-remaining-{name}"] = str(remaining)
@@ -233,18 +246,17 @@ class MemoryLimiter(Limiter):
         entry = self._logs.get(key_id) or _KeyLog()
         entry.prune(now - self._window_s)
 
-        requests_ok, requests_reset = True, 0.0
-        if rpm is not None and len(entry.requests) >= rpm:
-            requests_ok = False
-            requests_reset = self._slot_wait(entry, rpm, now)
+        requests_ok = rpm is None or len(entry.requests) < rpm
         tokens_ok, tokens_reset = True, 0.0
-        if tpm is not None and entry.token_sum >= tpm:
-            tokens_ok = False
-            tokens_reset = self._token_wait(entry, tpm, now)
+        if tpm is not None:
+            tokens_ok = entry.token_sum < tpm
+            if entry.tokens or not tokens_ok:
+                tokens_reset = self._token_wait(entry, tpm, now)
         if requests_ok and tokens_ok and rpm is not None:
             entry.requests.append(now)
-            if len(entry.requests) >= rpm:
-                requests_reset = self._slot_wait(entry, rpm, now)
+        requests_reset = 0.0
+        if rpm is not None and (entry.requests or not requests_ok):
+            requests_reset = self._slot_wait(entry, rpm, now)
 
         self._keep(key_id, entry)
         check = _Check(
@@ -275,14 +287,16 @@ class MemoryLimiter(Limiter):
         self._logs.clear()
 
     def _slot_wait(self, entry: _KeyLog, rpm: int, now: float) -> float:
-        """Seconds until fewer than `rpm` requests are in the window."""
-        surplus = len(entry.requests) - rpm
+        """Seconds until the remaining requests go up: until fewer than `rpm` requests are in the
+        window when it is full, else until its oldest request leaves it."""
+        surplus = max(len(entry.requests) - rpm, 0)
         if surplus >= len(entry.requests):  # rpm == 0: no slot ever frees
             return self._window_s
         return entry.requests[surplus] + self._window_s - now
 
     def _token_wait(self, entry: _KeyLog, tpm: int, now: float) -> float:
-        """Seconds until fewer than `tpm` tokens are in the window."""
+        """Seconds until the remaining tokens go up: until fewer than `tpm` tokens are in the
+        window when it holds `tpm` or more, else until its oldest tokens leave it."""
         left = entry.token_sum
         for stamp, amount in entry.tokens:
             left -= amount
@@ -327,8 +341,11 @@ local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local stamp = t[1] .. string.format('%06d', tonumber(t[2]))
 local cutoff = string.format('%.0f', now - window)
 
+-- Seconds (µs) until the remaining requests go up: until fewer than rpm are in the window when
+-- it is full, else until its oldest request leaves it (as MemoryLimiter._slot_wait).
 local function slot_wait(count)
-  local nth = redis.call('ZRANGE', KEYS[1], count - rpm, count - rpm, 'WITHSCORES')
+  local surplus = math.max(count - rpm, 0)
+  local nth = redis.call('ZRANGE', KEYS[1], surplus, surplus, 'WITHSCORES')
   if nth[2] == nil then return window end
   return tonumber(nth[2]) + window - now
 end
@@ -337,10 +354,7 @@ local req_ok, req_count, req_reset = 1, 0, 0
 if rpm >= 0 then
   redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', cutoff)
   req_count = redis.call('ZCARD', KEYS[1])
-  if req_count >= rpm then
-    req_ok = 0
-    req_reset = slot_wait(req_count)
-  end
+  if req_count >= rpm then req_ok = 0 end
 end
 
 local tok_ok, tok_sum, tok_reset = 1, 0, 0
@@ -353,8 +367,9 @@ if tpm >= 0 then
     amounts[#amounts + 1] = amount
     tok_sum = tok_sum + amount
   end
-  if tok_sum >= tpm then
-    tok_ok = 0
+  if tok_sum >= tpm then tok_ok = 0 end
+  -- until the tokens in the window go below tpm (full), or its oldest tokens leave it (not full)
+  if tok_ok == 0 or #amounts > 0 then
     tok_reset = window
     local left = tok_sum
     for i = 1, #amounts do
@@ -373,8 +388,8 @@ if req_ok == 1 and tok_ok == 1 and rpm >= 0 then
   redis.call('ZADD', KEYS[1], stamp, stamp .. ':' .. seq)
   redis.call('PEXPIRE', KEYS[1], ttl)
   req_count = req_count + 1
-  if req_count >= rpm then req_reset = slot_wait(req_count) end
 end
+if rpm >= 0 and (req_ok == 0 or req_count > 0) then req_reset = slot_wait(req_count) end
 return {req_ok, tok_ok, req_count, req_reset, tok_sum, tok_reset}
 """
 

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from service.limits import UNLIMITED
 from tests.service.conftest import PROVIDER_KEYS, gateway_env
 from tests.service.fake_upstream import FakeUpstream
 from tests.service.gateway_server import ADMIN_KEY, Gateway
@@ -502,6 +503,26 @@ def test_rate_limit_429_with_retry_after_and_headers(gateway: Gateway, fresh: Up
         "rate_limit_exceeded",
     )
     assert len(fresh[0].requests()) == 3
+
+
+def test_every_answer_has_the_six_rate_limit_headers(gateway: Gateway, fresh: Upstreams) -> None:
+    unlimited, limited = new_key(gateway), new_key(gateway, rpm=5)
+    decide = {"messages": [{"role": "user", "content": "Hi"}], "execute": False}
+    for path, body in ((CHAT, chat()), (CHAT, chat(stream=True)), (ROUTER, decide)):
+        r = gateway.http.post(path, headers=h(unlimited), json=body)
+        assert r.status_code == 200, r.text
+        for name in ("requests", "tokens"):  # a key without limits: UNLIMITED, never waiting
+            assert r.headers[f"x-ratelimit-limit-{name}"] == str(UNLIMITED)
+            assert r.headers[f"x-ratelimit-remaining-{name}"] == str(UNLIMITED)
+            assert r.headers[f"x-ratelimit-reset-{name}"] == "0s"
+    r = gateway.http.post(CHAT, headers=h(limited), json=chat())
+    assert (r.headers["x-ratelimit-limit-requests"], r.headers["x-ratelimit-remaining-requests"]) == (
+        "5",
+        "4",
+    )
+    # the request just made leaves the 60 s window in about a minute, not "0s"
+    assert re.fullmatch(r"59\.\d+s|1m0s", r.headers["x-ratelimit-reset-requests"]), r.headers
+    assert r.headers["x-ratelimit-limit-tokens"] == str(UNLIMITED)
 
 
 def test_a_burst_admits_exactly_the_limit(gateway: Gateway, fresh: Upstreams) -> None:

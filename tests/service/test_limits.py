@@ -22,6 +22,7 @@ import pytest
 import redis
 
 from service.limits import (
+    UNLIMITED,
     Limiter,
     LimiterUnavailable,
     LimitResult,
@@ -34,6 +35,17 @@ REPO = Path(__file__).resolve().parents[2]
 REDIS_URL = "redis://127.0.0.1:6379/0"
 UNREACHABLE = "redis://127.0.0.1:1/0"
 DURATION = re.compile(r"^(\d+ms|(\d+h)?(\d+m)?\d+(\.\d+)?s)$")
+UNLIMITED_TOKENS = {
+    "x-ratelimit-limit-tokens": str(UNLIMITED),
+    "x-ratelimit-remaining-tokens": str(UNLIMITED),
+    "x-ratelimit-reset-tokens": "0s",
+}
+UNLIMITED_HEADERS = {
+    "x-ratelimit-limit-requests": str(UNLIMITED),
+    "x-ratelimit-remaining-requests": str(UNLIMITED),
+    "x-ratelimit-reset-requests": "0s",
+    **UNLIMITED_TOKENS,
+}
 
 T = TypeVar("T")
 Body = Callable[[Limiter], Awaitable[T]]
@@ -100,10 +112,10 @@ def test_headers_follow_openai(kind: str, prefix: str) -> None:
     assert first.headers() == {
         "x-ratelimit-limit-requests": "2",
         "x-ratelimit-remaining-requests": "1",
-        "x-ratelimit-reset-requests": "0s",
+        "x-ratelimit-reset-requests": "1m0s",  # until this request leaves the window
         "x-ratelimit-limit-tokens": "1000",
         "x-ratelimit-remaining-tokens": "1000",
-        "x-ratelimit-reset-tokens": "0s",
+        "x-ratelimit-reset-tokens": "0s",  # no tokens in the window
     }
     for result in (second, third):
         headers = result.headers()
@@ -121,9 +133,9 @@ def test_header_durations_and_missing_dimensions() -> None:
     for seconds, text in cases.items():
         assert result(seconds).headers()["x-ratelimit-reset-requests"] == text
     assert result(0.0001).headers()["x-ratelimit-reset-requests"] == "1ms"  # rounded up
-    # Unknown remaining/reset (fail-open) leave their headers out; no limit, no headers at all.
-    assert result(None, None).headers() == {"x-ratelimit-limit-requests": "5"}
-    assert LimitResult(True, None, None, None, None, None, None, 0.0, None).headers() == {}
+    # Unknown remaining/reset (fail-open) leave their headers out; no limit says UNLIMITED.
+    assert result(None, None).headers() == {"x-ratelimit-limit-requests": "5", **UNLIMITED_TOKENS}
+    assert LimitResult(True, None, None, None, None, None, None, 0.0, None).headers() == UNLIMITED_HEADERS
 
 
 def test_tokens_refuse_once_the_window_is_full(kind: str, prefix: str) -> None:
@@ -164,15 +176,68 @@ def test_none_limits_are_unlimited(kind: str, prefix: str) -> None:
 
     out = run(build(kind, prefix), body)
     for result in out["none"]:
-        assert result.allowed and result.headers() == {}
+        assert result.allowed and result.headers() == UNLIMITED_HEADERS
     for result in out["tokens_only"]:
         assert result.allowed and result.remaining_tokens == 10
         assert result.limit_requests is None and result.remaining_requests is None
-        assert set(result.headers()) == {
-            "x-ratelimit-limit-tokens",
-            "x-ratelimit-remaining-tokens",
-            "x-ratelimit-reset-tokens",
+        assert result.headers() == {
+            "x-ratelimit-limit-requests": str(UNLIMITED),
+            "x-ratelimit-remaining-requests": str(UNLIMITED),
+            "x-ratelimit-reset-requests": "0s",
+            "x-ratelimit-limit-tokens": "10",
+            "x-ratelimit-remaining-tokens": "10",
+            "x-ratelimit-reset-tokens": "0s",
         }
+
+
+def test_resets_are_until_the_oldest_entry_leaves_the_window(kind: str, prefix: str) -> None:
+    """Not "0s" while the window holds requests or tokens: the time until remaining goes up."""
+
+    async def body(limiter: Limiter) -> tuple[list[LimitResult], float]:
+        started = time.monotonic()
+        first = await limiter.acquire("k1", 5, 1000)
+        await limiter.record_tokens("k1", 1000, 40)
+        await asyncio.sleep(0.05)  # time passing, so that the resets fall below the window
+        second = await limiter.acquire("k1", 5, 1000)
+        return [first, second], time.monotonic() - started
+
+    (first, second), elapsed = run(build(kind, prefix), body)
+    assert first.reset_requests_s == pytest.approx(60.0, abs=1e-3)
+    assert (first.reset_tokens_s, first.remaining_tokens) == (0, 1000)
+    assert (second.remaining_requests, second.remaining_tokens) == (3, 960)
+    # the first request and the 40 tokens leave the window 60 s after they entered it
+    assert 60.0 - elapsed - 0.01 <= second.reset_requests_s <= 60.0 - 0.04  # type: ignore[operator]
+    assert 60.0 - elapsed - 0.01 <= second.reset_tokens_s <= 60.0 - 0.04  # type: ignore[operator]
+    headers = second.headers()
+    assert set(headers) == set(UNLIMITED_HEADERS)
+    assert headers["x-ratelimit-reset-requests"].startswith("59.9")
+    assert headers["x-ratelimit-reset-tokens"].startswith("59.9")
+
+
+def test_memory_and_redis_report_the_same(prefix: str) -> None:
+    """The same calls give the same verdicts and headers from both limiters, resets within 50 ms."""
+
+    async def body(limiter: Limiter) -> list[LimitResult]:
+        out = []
+        for rpm, tpm, tokens in ((3, 100, 30), (3, 100, 80), (3, 100, 0), (3, 100, 0), (None, 100, 0)):
+            out.append(await limiter.acquire("k1", rpm, tpm))
+            await limiter.record_tokens("k1", tpm, tokens)
+        out.append(await limiter.acquire("k2", None, None))
+        return out
+
+    def without_resets(result: LimitResult) -> dict[str, str]:
+        return {k: v for k, v in result.headers().items() if not k.startswith("x-ratelimit-reset")}
+
+    memory = run(build("memory", prefix), body)
+    shared = run(build("redis", prefix), body)
+    assert [r.allowed for r in memory] == [True, True, False, False, False, True]
+    assert [without_resets(r) for r in memory] == [without_resets(r) for r in shared]
+    for mine, theirs in zip(memory, shared, strict=True):
+        for name in ("reset_requests_s", "reset_tokens_s", "retry_after_s"):
+            a, b = getattr(mine, name), getattr(theirs, name)
+            assert (a is None) == (b is None) and (a is None or a == pytest.approx(b, abs=0.05)), name
+    assert memory[0].headers()["x-ratelimit-reset-requests"] == "1m0s"
+    assert memory[-1].headers() == shared[-1].headers() == UNLIMITED_HEADERS
 
 
 def test_zero_limits_refuse_everything(kind: str, prefix: str) -> None:
