@@ -3,7 +3,8 @@
 For every HTTP request, in this order:
 
 - **id**: a request id (`request.state.request_id`, the `x-request-id` response header and the
-  `request_id` of every log line written for it);
+  `request_id` of every log line written for it); on /v1/router, a `Server-Timing` header on every
+  response, errors included (`total;dur=` where the app set no `decide;dur=`, see `TIMED`);
 - **capacity**: past `max_concurrency` requests in flight in this worker, 503 `overloaded` with
   `Retry-After: 1` at once, before anything else is done for it (a counter, never a queue, so an
   overloaded gateway answers in microseconds instead of letting latency grow without bound; uvicorn's
@@ -45,6 +46,9 @@ access_log = logging.getLogger("pureai.access")
 MAX_LOGGED_PATH = 300
 EXEMPT = frozenset({"/health", "/ready"})
 """Paths outside the concurrency bound (probes)."""
+TIMED = frozenset({"/v1/router"})
+"""Paths whose every response has a Server-Timing header: the router's `decide;dur=` when the app
+set one (a decision ran), else `total;dur=`, the milliseconds until the response started."""
 _NOTED = ("ttft_ms", "model", "provider", "key_id", "tenant")
 
 
@@ -70,12 +74,18 @@ class Edge:
         started = time.perf_counter()
         response_started = False
 
+        timed = scope["path"] in TIMED
+
         async def send_with_id(message: Message) -> None:
             nonlocal status, response_started
             if message["type"] == "http.response.start":
                 status = message["status"]
                 response_started = True
-                message["headers"] = [*message.get("headers", ()), header]
+                headers = [*message.get("headers", ()), header]
+                if timed and not any(name.lower() == b"server-timing" for name, _ in headers):
+                    took = (time.perf_counter() - started) * 1000.0
+                    headers.append((b"server-timing", f"total;dur={took:.3f}".encode()))
+                message["headers"] = headers
             await send(message)
 
         counted = scope["path"] not in EXEMPT

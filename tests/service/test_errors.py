@@ -240,6 +240,38 @@ def test_no_user_text_for_the_router_is_400_with_a_code(
     assert fresh[0].requests() == [] and fresh[1].requests() == []
 
 
+SERVER_TIMING = re.compile(r"(decide|total);dur=(\d+\.\d{3})")
+
+
+def test_every_router_answer_has_server_timing(gateway: Gateway, fresh: Upstreams, small: Gateway) -> None:
+    """The router's decide;dur= once a decision ran, else total;dur= (errors before the decision)."""
+    key = new_key(gateway, rpm=1)
+    hi = [{"role": "user", "content": "Hi"}]
+    cases = [
+        (gateway, h(), {"messages": hi}, 401, "total"),
+        (gateway, h(key), {"messages": hi, "cost_weight": 2}, 400, "total"),
+        (gateway, h(key), {"messages": [{"role": "user"}]}, 400, "total"),
+        (gateway, h(key), {"messages": [{"role": "system", "content": "Be brief."}]}, 400, "total"),
+        (gateway, h(key), {"messages": hi, "models": ["gpt-9"]}, 404, "total"),
+        (gateway, h(key), {"messages": hi, "execute": False}, 200, "decide"),
+        (gateway, h(key), {"messages": hi, "execute": False}, 429, "total"),  # refused after deciding
+        (
+            small,
+            h(new_key(small)),
+            {"messages": [{"role": "user", "content": "x" * SMALL_BODY}]},
+            413,
+            "total",
+        ),
+    ]
+    for gw, headers, body, status, metric in cases:
+        r = gw.http.post(ROUTER, headers=headers, json=body)
+        assert r.status_code == status, r.text
+        timing = SERVER_TIMING.fullmatch(r.headers.get("server-timing", ""))
+        assert timing is not None and timing[1] == metric, (status, r.headers.get("server-timing"))
+        assert 0 < float(timing[2]) < r.elapsed.total_seconds() * 1000
+    assert "server-timing" not in gateway.http.post(CHAT, headers=h(), json=chat()).headers  # /v1/router only
+
+
 def test_an_assistant_turn_that_calls_a_tool_needs_no_content(
     gateway: Gateway, fresh: Upstreams, tenant: str
 ) -> None:
