@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import os
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 import time
@@ -82,7 +84,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
             flush=True,
         )
-    asyncio.run(_bootstrap(settings))
+    busy = _cannot_listen(settings.host, settings.port)
+    if busy is not None:  # before the store is touched: a start that cannot serve spends no admin key
+        print(f"pureai: error: cannot listen on {settings.host}:{settings.port}: {busy}", file=sys.stderr)
+        return 1
+    created = asyncio.run(_bootstrap(settings))
     logs.install(settings)  # uvicorn's own lines too (log_config=None: it configures no handler)
     metrics_dir = _metrics_dir(settings.workers)
     try:
@@ -100,10 +106,27 @@ def cmd_serve(args: argparse.Namespace) -> int:
             timeout_graceful_shutdown=settings.graceful_timeout_s,  # type: ignore[arg-type]
             access_log=False,  # the gateway writes one access line per request (service/logs.py)
         )
+    except SystemExit as exc:  # uvicorn's exit when the server did not start (bind, lifespan)
+        if created is not None and exc.code not in (0, None):
+            asyncio.run(_withdraw(settings, created))
+        raise
     finally:
         if metrics_dir is not None:
             shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
+
+
+def _cannot_listen(host: str, port: int) -> str | None:
+    """Why the server could not bind `host:port` (the port taken, the address not this host's), or
+    None when it can: bound as uvicorn will bind it, then released at once for it."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            return exc.strerror or str(exc)
+    return None
 
 
 def _metrics_dir(workers: int) -> str | None:
@@ -131,9 +154,9 @@ def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
     os._exit(0)
 
 
-async def _bootstrap(settings: Settings) -> None:
+async def _bootstrap(settings: Settings) -> str | None:
     """Before the workers start: check the catalogue, migrate the store; an empty store gets an
-    admin key, printed once."""
+    admin key, printed once. Returns the id of the key it created (None: it created none)."""
     from models_registry import load_catalogue
 
     from .keys import make_key
@@ -152,8 +175,35 @@ async def _bootstrap(settings: Settings) -> None:
                 file=sys.stderr,
                 flush=True,
             )
+            return record.id
+        return None
     finally:
         await store.close()
+
+
+async def _withdraw(settings: Settings, key_id: str) -> None:
+    """Revoke the admin key this start created and printed, since the server did not start: the
+    next start on this store creates and prints another, instead of none."""
+    from .store import open_store
+
+    store = open_store(settings.store_url())
+    try:
+        await store.open()
+        await store.revoke_key(key_id, time.time())
+    except Exception as exc:  # the server's own error matters more; say what is left to do
+        print(
+            f"pureai: warning: could not revoke the admin key {key_id} printed above: {exc}", file=sys.stderr
+        )
+        return
+    finally:
+        with contextlib.suppress(Exception):
+            await store.close()
+    print(
+        f"pureai: the gateway did not start, so the admin key printed above ({key_id}) is revoked; "
+        "the next start prints a new one",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def cmd_keys_create(args: argparse.Namespace) -> int:

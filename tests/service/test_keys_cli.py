@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import socket
 import subprocess
 from pathlib import Path
 
@@ -84,3 +86,45 @@ def test_first_start_prints_an_admin_key_once(tmp_path: Path, catalogue_file: Pa
     with Gateway.start(env) as gw:
         assert KEY.findall(gw.logs()) == []  # the store has an admin key now
         assert gw.http.get("/v1/admin/keys", headers=admin).status_code == 200
+
+
+def serve(env: dict[str, str | None], *args: str) -> subprocess.CompletedProcess[str]:
+    """`pureai serve` with `env` over os.environ (None unsets), run until it exits."""
+    full = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+    for name, value in env.items():
+        if value is None:
+            full.pop(name, None)
+        else:
+            full[name] = value
+    command = [str(PUREAI), "serve", *args]
+    return subprocess.run(command, env=full, capture_output=True, text=True, timeout=120)
+
+
+def test_a_first_start_on_a_busy_port_spends_no_admin_key(tmp_path: Path, catalogue_file: Path) -> None:
+    env: dict[str, str | None] = {**gateway_env(catalogue_file, tmp_path), "PUREAI_ADMIN_KEY": None}
+    with socket.socket() as held:  # another server on the port
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        failed = serve(env, "--port", str(port))
+    assert failed.returncode == 1, failed.stderr
+    assert f"cannot listen on 127.0.0.1:{port}" in failed.stderr and "Traceback" not in failed.stderr
+    assert KEY.findall(failed.stdout + failed.stderr) == []
+    with Gateway.start(env) as gw:  # the next start, on a free port, prints the key
+        (key,) = KEY.findall(gw.logs())
+        assert gw.http.get("/v1/admin/keys", headers={"x-api-key": key}).status_code == 200
+
+
+def test_a_first_start_that_fails_later_revokes_the_key_it_printed(
+    tmp_path: Path, catalogue_file: Path
+) -> None:
+    env: dict[str, str | None] = {**gateway_env(catalogue_file, tmp_path), "PUREAI_ADMIN_KEY": None}
+    failed = serve({**env, "PUREAI_ARTIFACTS": str(tmp_path / "nowhere")}, "--port", "0")
+    assert failed.returncode != 0
+    (spent,) = KEY.findall(failed.stderr)
+    assert "the admin key printed above" in failed.stderr and "is revoked" in failed.stderr
+    with Gateway.start(env) as gw:
+        (key,) = KEY.findall(gw.logs())
+        assert key != spent
+        assert gw.http.get("/v1/admin/keys", headers={"x-api-key": key}).status_code == 200
+        assert gw.http.get("/v1/admin/keys", headers={"x-api-key": spent}).status_code == 401
