@@ -1,9 +1,11 @@
 """`pureai/<name>` deployments registered at run time through the admin API, beside the catalogue's.
 
-    POST   /v1/admin/deployments        {"id", "api_base", "api_key", "owned_by", "context_window", ...}
+    POST   /v1/admin/deployments        {"id", "api_base", "input_per_mtok", "output_per_mtok", "api_key", ...}
     GET    /v1/admin/deployments
     DELETE /v1/admin/deployments/{id}
 
+A deployment gives both prices, or says `"free": true`: one left unpriced would cost $0 in the
+router's cost term and win most decisions, so it is refused with a 400 naming the missing price.
 A deployment is kept in the store as its `[[models]]` table in the catalogue file's format, with the
 API keys given with it beside the table (never in it, never in an answer). It becomes a `ModelEntry`
 through `models_registry.load_entry`, the catalogue loader's own checks and pricing, and joins the
@@ -26,7 +28,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from models_registry import CUSTOM_PREFIX, Catalogue, CatalogueError, ModelEntry, load_entry
 
@@ -34,7 +36,14 @@ from . import logs
 from .errors import BadRequest, Conflict
 from .store import Deployment, Store, StoreError
 
-__all__ = ["DEFAULT_CONTEXT_WINDOW", "DEFAULT_QUALITY", "Deployments", "NewDeployment", "deployment_json"]
+__all__ = [
+    "DEFAULT_CONTEXT_WINDOW",
+    "DEFAULT_QUALITY",
+    "Deployments",
+    "NewDeployment",
+    "catalogue_json",
+    "deployment_json",
+]
 
 log = logging.getLogger("pureai.service")
 
@@ -74,22 +83,51 @@ class NewDeployment(BaseModel):
     input_per_mtok: float | None = Field(None, ge=0)
     output_per_mtok: float | None = Field(None, ge=0)
     cached_input_per_mtok: float | None = Field(None, ge=0)
+    free: StrictBool = False
+    """Costs nothing, by intent: then no prices are needed (and any given must be 0)."""
     expected_output_tokens: int | None = Field(None, ge=1)
     quality_priors: dict[str, float] | None = None
     providers: list[NewProvider] | None = Field(None, max_length=20)
 
 
+PRICES = ("input_per_mtok", "output_per_mtok")
+
+
+def _check_prices(spec: NewDeployment) -> None:
+    """Both prices, or `free`: a deployment whose prices were left out would cost $0 and win the
+    router's cost term, so it is refused (400 naming the first missing price) rather than priced 0."""
+    if spec.free:
+        for field in (*PRICES, "cached_input_per_mtok"):
+            if getattr(spec, field):
+                raise BadRequest(
+                    f'{field}: a free deployment costs nothing; leave its prices out, or drop "free"',
+                    param=field,
+                    code="invalid_value",
+                )
+        return
+    for field in PRICES:
+        if getattr(spec, field) is None:
+            raise BadRequest(
+                f"{field}: a deployment needs both prices in USD per 1M tokens (input_per_mtok and "
+                'output_per_mtok), or "free": true for one that costs nothing',
+                param=field,
+                code="missing_field",
+            )
+
+
 def _table(spec: NewDeployment, model_id: str) -> dict[str, Any]:
-    """The deployment as a catalogue `[[models]]` table; prices left out cost nothing."""
+    """The deployment as a catalogue `[[models]]` table (its prices checked by `_check_prices`)."""
     table: dict[str, Any] = {
         "id": model_id,
         "owned_by": spec.owned_by,
         "api_base": spec.api_base,
         "context_window": spec.context_window or DEFAULT_CONTEXT_WINDOW,
-        "input_per_mtok": spec.input_per_mtok or 0.0,
-        "output_per_mtok": spec.output_per_mtok or 0.0,
+        "input_per_mtok": 0.0 if spec.free else spec.input_per_mtok,
+        "output_per_mtok": 0.0 if spec.free else spec.output_per_mtok,
         "quality_priors": spec.quality_priors or {"default": DEFAULT_QUALITY},
     }
+    if spec.free:
+        table["free"] = True
     optional = {
         "api_key_env": spec.api_key_env,
         "cached_input_per_mtok": spec.cached_input_per_mtok,
@@ -122,20 +160,25 @@ def _secrets(spec: NewDeployment, entry: ModelEntry) -> dict[str, str]:
     return out
 
 
-def deployment_json(deployment: Deployment, entry: ModelEntry) -> dict[str, Any]:
-    """The API's view of a deployment: everything but its keys, of which only whether one is set."""
+def _entry_json(entry: ModelEntry, source: str, secrets: dict[str, str]) -> dict[str, Any]:
+    """A `pureai/` model as the deployment API shows it; `secrets` are the keys the store holds
+    for it (by provider id), of which only whether one is set."""
     return {
         "id": entry.id.removeprefix(CUSTOM_PREFIX),
         "object": "deployment",
         "model": entry.id,
+        "source": source,
+        "enabled": entry.enabled,
         "owned_by": entry.owned_by,
         "api_base": entry.api_base,
-        "api_key_set": any(deployment.secrets.values()),
+        "api_key_set": any(secrets.values()),
         "api_key_env": entry.api_key_env,
         "context_window": entry.context_window,
         "input_per_mtok": entry.input_per_mtok,
         "output_per_mtok": entry.output_per_mtok,
         "cached_input_per_mtok": entry.cached_input_per_mtok,
+        "free": entry.free,
+        "priced": entry.priced,
         "expected_output_tokens": entry.expected_output_tokens,
         "quality_priors": dict(entry.quality_priors),
         "providers": [
@@ -144,13 +187,24 @@ def deployment_json(deployment: Deployment, entry: ModelEntry) -> dict[str, Any]
                 "type": p.type,
                 "enabled": p.enabled,
                 "api_base": p.api_base or entry.api_base,
-                "api_key_set": p.id in deployment.secrets,
+                "api_key_set": p.id in secrets,
                 "api_key_env": p.api_key_env or entry.api_key_env,
             }
             for p in sorted(entry.providers, key=lambda p: p.type != "primary")
         ],
-        "created": int(deployment.created),
     }
+
+
+def deployment_json(deployment: Deployment, entry: ModelEntry) -> dict[str, Any]:
+    """The API's view of a registered deployment: everything but its keys, of which only whether
+    one is set."""
+    return {**_entry_json(entry, "registered", deployment.secrets), "created": int(deployment.created)}
+
+
+def catalogue_json(entry: ModelEntry) -> dict[str, Any]:
+    """The same view of a `pureai/` model of the catalogue file (`"source": "catalogue"`): its keys
+    come from the environment (`api_key_env`), the store holds none, and it has no `created`."""
+    return {**_entry_json(entry, "catalogue", {}), "created": None}
 
 
 def _bad(exc: CatalogueError) -> BadRequest:
@@ -210,6 +264,7 @@ class Deployments:
                 code="model_exists",
                 param="id",
             )
+        _check_prices(spec)
         try:
             entry = load_entry(_table(spec, model_id), SOURCE)
         except CatalogueError as exc:
@@ -218,6 +273,14 @@ class Deployments:
 
     def entry(self, deployment: Deployment) -> ModelEntry:
         return load_entry(deployment.spec, SOURCE)
+
+    def listing(self, registered: list[Deployment]) -> list[dict[str, Any]]:
+        """The data of GET /v1/admin/deployments: the registered deployments, then the catalogue
+        file's `pureai/` models (`"source": "catalogue"`: listed, not removable here), so that a
+        client sees the base URL, prices and context window of both kinds."""
+        data = [deployment_json(d, self.entry(d)) for d in registered]
+        data += [catalogue_json(e) for e in self.base.models.values() if e.is_custom]
+        return data
 
     async def refresh(self, force: bool = False) -> None:
         """Re-read the store if this view is older than `cache_s` (or `force`); a failed read keeps

@@ -10,6 +10,9 @@ from typing import Any
 
 import pytest
 
+from models_registry import load_catalogue
+from service.deployments import Deployments, NewDeployment
+from service.store import open_store
 from tests.service.conftest import gateway_env
 from tests.service.fake_upstream import FakeUpstream
 from tests.service.gateway_server import Gateway
@@ -17,6 +20,7 @@ from tests.service.gateway_server import Gateway
 SECRET = "sk-deploy-Qv7Lw3Zr9T"
 MODEL = "pureai/fake-llama"
 CHAT = {"model": MODEL, "messages": [{"role": "user", "content": "Hello deployment"}]}
+PRICED = {"input_per_mtok": 0.1, "output_per_mtok": 0.2}
 
 
 def register_body(upstreams: tuple[FakeUpstream, FakeUpstream]) -> dict[str, Any]:
@@ -77,6 +81,7 @@ def test_a_deployment_registered_in_one_gateway_is_served_by_another(
         True,
     )
     assert (shown["context_window"], shown["input_per_mtok"], shown["output_per_mtok"]) == (8192, 0.1, 0.2)
+    assert (shown["source"], shown["free"], shown["priced"]) == ("registered", False, True)
     assert shown["quality_priors"]["code"] == 0.7 and shown["quality_priors"]["math"] == 0.6
     assert [(p["id"], p["type"], p["api_base"], p["api_key_set"]) for p in shown["providers"]] == [
         ("pureai", "primary", fresh[0].url, True),
@@ -120,7 +125,8 @@ def test_a_deployment_registered_in_one_gateway_is_served_by_another(
     assert routed.json()["model"] == MODEL and routed.json()["routing"]["selected_model"] == MODEL
 
     listed = two.http.get("/v1/admin/deployments", headers=two.admin())
-    assert [d["model"] for d in listed.json()["data"]] == [MODEL] and SECRET not in listed.text
+    registered = [d["model"] for d in listed.json()["data"] if d["source"] == "registered"]
+    assert registered == [MODEL] and SECRET not in listed.text
     again = one.http.post("/v1/admin/deployments", headers=one.admin(), json=register_body(fresh))
     assert error_of(again, 409)["code"] == "deployment_exists"
     for gw in pair:
@@ -189,13 +195,85 @@ BAD = [
 def test_bad_deployments_are_refused_in_the_openai_error_shape(
     gateway: Gateway, body: dict[str, Any], status: int, param: str, code: str
 ) -> None:
-    r = gateway.http.post("/v1/admin/deployments", headers=gateway.admin(), json=body)
+    r = gateway.http.post("/v1/admin/deployments", headers=gateway.admin(), json={**PRICED, **body})
     error = error_of(r, status)
     assert (error["param"], error["code"]) == (param, code), error
     assert error["type"] == "invalid_request_error"
     assert "Traceback" not in error["message"] and ".toml" not in error["message"]
     listed = gateway.http.get("/v1/admin/deployments", headers=gateway.admin())
     assert listed.status_code == 200 and "pureai/x" not in [d["model"] for d in listed.json()["data"]]
+
+
+UNPRICED = [
+    ({}, "input_per_mtok", "missing_field"),
+    ({"output_per_mtok": 0.2}, "input_per_mtok", "missing_field"),
+    ({"input_per_mtok": 0.1}, "output_per_mtok", "missing_field"),
+    ({"input_per_mtok": 0.1, "cached_input_per_mtok": 0.05}, "output_per_mtok", "missing_field"),
+    ({"free": False}, "input_per_mtok", "missing_field"),
+    ({"free": True, "input_per_mtok": 0.1}, "input_per_mtok", "invalid_value"),
+    ({"free": True, "input_per_mtok": 0, "output_per_mtok": 0.2}, "output_per_mtok", "invalid_value"),
+    ({"free": True, "cached_input_per_mtok": 0.05}, "cached_input_per_mtok", "invalid_value"),
+    ({"free": "yes"}, "free", "invalid_value"),
+]
+
+
+@pytest.mark.parametrize(("prices", "param", "code"), UNPRICED)
+def test_a_deployment_gives_both_prices_or_says_it_is_free(
+    gateway: Gateway, prices: dict[str, Any], param: str, code: str
+) -> None:
+    """Never a $0 model by omission: it would win every decision that weighs cost."""
+    body = {"id": "unpriced", "api_base": "http://h/v1", **prices}
+    error = error_of(gateway.http.post("/v1/admin/deployments", headers=gateway.admin(), json=body), 400)
+    assert (error["param"], error["code"]) == (param, code), error
+    assert param in error["message"] and ("free" in error["message"] or param == "free")
+    assert "pureai/unpriced" not in model_ids(gateway, gateway.admin()["x-api-key"])
+
+
+@pytest.mark.parametrize("prices", [{}, {"input_per_mtok": 0, "output_per_mtok": 0.0}])
+def test_a_free_deployment_costs_nothing_by_intent(
+    gateway: Gateway, fresh: tuple[FakeUpstream, FakeUpstream], prices: dict[str, Any]
+) -> None:
+    body = {"id": "free-llama", "api_base": fresh[0].url, "free": True, **prices}
+    made = gateway.http.post("/v1/admin/deployments", headers=gateway.admin(), json=body)
+    try:
+        assert made.status_code == 201, made.text
+        shown = made.json()
+        assert (shown["free"], shown["priced"]) == (True, True)
+        assert [shown[f"{kind}_per_mtok"] for kind in ("input", "output", "cached_input")] == [0, 0, 0]
+        listed = gateway.http.get("/v1/admin/deployments", headers=gateway.admin()).json()["data"]
+        assert [d["free"] for d in listed if d["model"] == "pureai/free-llama"] == [True]
+        chat = {**CHAT, "model": "pureai/free-llama"}
+        r = gateway.http.post("/v1/chat/completions", headers=gateway.admin(), json=chat)
+        assert r.status_code == 200, r.text
+        assert r.json()["usage"]["total_cost_usd"] == 0
+    finally:
+        gateway.http.delete("/v1/admin/deployments/free-llama", headers=gateway.admin())
+
+
+def test_the_listing_has_the_catalogue_files_deployments_with_their_prices(
+    catalogue_file: Path, upstreams: tuple[FakeUpstream, FakeUpstream], tmp_path: Path
+) -> None:
+    """`Deployments.listing`, GET /v1/admin/deployments' data: the registered ones, then the
+    catalogue file's pureai/ models with their base URL, prices and context window."""
+    base = load_catalogue(catalogue_file)
+    deployments = Deployments(base, open_store(str(tmp_path / "unused.db")), 0.0, lambda *_: None)
+    mine, _ = deployments.build(NewDeployment(id="mine", api_base="http://h/v1", api_key=SECRET, free=True))
+    listed = deployments.listing([mine])
+    assert [(d["model"], d["source"]) for d in listed] == [
+        ("pureai/mine", "registered"),
+        ("pureai/gemma-3-4b-it", "catalogue"),
+        ("pureai/DeepSeek-R1-Distill-Llama-8B", "catalogue"),
+    ]
+    assert (listed[0]["free"], listed[0]["api_key_set"], listed[0]["created"] > 0) == (True, True, True)
+    gemma = listed[1]
+    assert gemma["api_base"] == upstreams[0].url
+    assert (gemma["input_per_mtok"], gemma["output_per_mtok"]) == (0.02, 0.04)
+    assert (gemma["context_window"], gemma["free"], gemma["priced"]) == (131072, False, True)
+    assert (gemma["api_key_set"], gemma["created"]) == (False, None)
+    assert [(p["id"], p["type"], p["api_base"]) for p in gemma["providers"]] == [
+        ("pureai", "primary", upstreams[0].url)
+    ]
+    assert set(gemma) == set(listed[0])  # one shape for both kinds
 
 
 def test_the_deployment_api_is_for_admin_keys(gateway: Gateway, key: str) -> None:
