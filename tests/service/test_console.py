@@ -25,7 +25,16 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Locator, Page, Request, expect, sync_playwright
+from playwright.sync_api import (
+    Browser,
+    ConsoleMessage,
+    Locator,
+    Page,
+    Request,
+    Route,
+    expect,
+    sync_playwright,
+)
 
 from tests.service.fake_upstream import FakeUpstream
 from tests.service.gateway_server import ADMIN_KEY, Gateway
@@ -433,8 +442,8 @@ def test_a_key_made_in_the_console_works_shows_in_usage_and_is_refused_once_revo
     key_id = shown.get_attribute("data-key")
     row = page.locator(f'#keys-table tr[data-key="{key_id}"]')
     expect(row).to_contain_text(name)
-    expect(row.locator("td").nth(2)).to_have_text("gpt-4o-mini")
-    expect(row.locator("td").nth(3)).to_have_text("50")
+    expect(row.locator("td").nth(1)).to_have_text("gpt-4o-mini")
+    expect(row.locator("td").nth(2)).to_have_text("50")
     expect(row.locator(".key-status")).to_have_text("active")
 
     chat = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hello from curl"}]}
@@ -549,17 +558,18 @@ def test_a_deployment_registered_in_the_console_serves_and_is_removed(
     console.expected_errors.append("status of 400")
     page.get_by_label("Model id").fill(name)
     page.get_by_label("Base URL (OpenAI-compatible)").fill("ftp://10.0.0.5/v1")
+    page.get_by_label("Input USD / 1M tokens").fill("0.1")
+    page.get_by_label("Output USD / 1M tokens").fill("0.2")
     page.get_by_role("button", name="Register deployment").click()
-    error = page.locator("#deploy-error")
+    error = page.locator("#deploy-base-error")  # at the field the gateway named
     expect(error).to_contain_text("must be an http:// or https:// URL")  # the gateway's own check
     base = page.get_by_label("Base URL (OpenAI-compatible)")
     expect(base).to_be_focused()
     expect(base).to_have_attribute("aria-invalid", "true")
+    expect(base).to_have_attribute("aria-errormessage", "deploy-base-error")
 
     base.fill(fresh[1].url)
     page.get_by_label("API key", exact=True).fill(secret)
-    page.get_by_label("Input USD / 1M tokens").fill("0.1")
-    page.get_by_label("Output USD / 1M tokens").fill("0.2")
     page.get_by_label("Context window").fill("16384")
     page.get_by_role("button", name="Add a backup provider").click()
     expect(page.get_by_label("Provider id")).to_be_focused()  # the keyboard lands in the new row
@@ -571,6 +581,7 @@ def test_a_deployment_registered_in_the_console_serves_and_is_removed(
     )
     expect(page.locator("#deployments-title")).to_be_focused()
     expect(error).to_be_empty()
+    expect(base).not_to_have_attribute("aria-invalid", "true")
     row = page.locator(f'#deployments-table tr[data-model="{model}"] td')
     expect(row.nth(0)).to_have_text("registered")
     expect(row.nth(1)).to_have_text(fresh[1].url)
@@ -635,6 +646,7 @@ def test_the_usage_figures(console: Console) -> None:
             time: s.overTime(rows, 1000, 1120, (r) => r.key_id, (r) => r.total_cost_usd),
             csv: s.csv(rows).split("\\r\\n"),
             median: s.percentile([4, 1, 3, 2], 50),
+            series: [...rows, { ...rows[0], model: "gone", total_cost_usd: 0.1 }].map(s.spendSeries(new Set(["a"]))),
           };
         }""",
         rows,
@@ -659,6 +671,357 @@ def test_the_usage_figures(console: Console) -> None:
     assert lines[0].startswith("r1,1970-01-01T00:16:40.000Z,k1,")
     assert '"\'=HYPERLINK(""x"")"' in lines[3] and lines[3].endswith('"upstream_error, again"')
     assert figures["median"] == 2.5
+    # Spend per model: a known model is a series; spend on others is "other models"; decisions and
+    # refused requests for names the gateway does not have are left out
+    assert figures["series"] == ["a", "other models", None, None, "other models"]
+
+
+# -- layout at a laptop's and a phone's width (issue 19) ----------------------------------------------
+
+WIDTHS = {"1440px": {"width": 1440, "height": 900}, "390px": {"width": 390, "height": 844}}
+
+
+@pytest.fixture(params=list(WIDTHS))
+def sized(request: pytest.FixtureRequest, browser: Browser, gateway: Gateway) -> Iterator[Console]:
+    """A console page at each of WIDTHS; the narrow one as a phone's (mobile viewport, touch)."""
+    viewport = WIDTHS[request.param]
+    narrow = viewport["width"] < 600
+    context = browser.new_context(viewport=viewport, is_mobile=narrow, has_touch=narrow)
+    c = Console(context.new_page(), gateway)
+    try:
+        yield c
+    finally:
+        context.close()
+    assert c.problems == []
+
+
+def width_of(console: Console) -> str:
+    size = console.page.viewport_size
+    assert size is not None
+    return f"{size['width']}px"
+
+
+def box(locator: Locator) -> dict[str, float]:
+    found = locator.bounding_box()
+    assert found is not None, f"{locator} is not on the page"
+    return {**found, "right": found["x"] + found["width"], "bottom": found["y"] + found["height"]}
+
+
+def within(inner: dict[str, float], outer: dict[str, float], slack: float = 1.0) -> bool:
+    return (
+        inner["x"] >= outer["x"] - slack
+        and inner["right"] <= outer["right"] + slack
+        and inner["y"] >= outer["y"] - slack
+        and inner["bottom"] <= outer["bottom"] + slack
+    )
+
+
+def assert_fits(page: Page, table: str) -> None:
+    """`table` is no wider than its scrolling wrapper, which is inside its panel and the screen,
+    and every visible cell is inside the wrapper: nothing is cut off or scrolled out of sight."""
+    wrap = page.locator(f"{table} >> xpath=ancestor::div[contains(@class, 'table-wrap')]")
+    panel = page.locator(f"{table} >> xpath=ancestor::*[contains(@class, 'panel')][1]")
+    outer = box(wrap)
+    size = page.viewport_size
+    assert size is not None
+    assert within(outer, box(panel)) and outer["x"] >= 0 and outer["right"] <= size["width"]
+    widths = wrap.evaluate("w => [w.scrollWidth, w.clientWidth]")
+    assert widths[0] <= widths[1] + 1, f"{table} is {widths[0]}px wide in a {widths[1]}px wrapper"
+    cells = page.locator(f"{table} tbody :is(th, td)")
+    for i in range(cells.count()):
+        if cells.nth(i).is_visible():
+            cell = box(cells.nth(i))
+            assert within(cell, outer), f"{table}: {cells.nth(i).inner_text()!r} at {cell} outside {outer}"
+
+
+# The text of each `selector` match that takes more than one line or overflows its box.
+BROKEN = """(selector) => [...document.querySelectorAll(selector)].filter((el) => {
+  if (!el.getClientRects().length) return false;
+  const range = document.createRange();
+  range.selectNodeContents(el);
+  const tops = [...range.getClientRects()].filter((r) => r.width > 0).map((r) => r.top).sort((a, b) => a - b);
+  const size = parseFloat(getComputedStyle(el).fontSize);
+  const lines = tops.filter((t, i) => i === 0 || t - tops[i - 1] > 0.6 * size).length;
+  const overflows = getComputedStyle(el).display !== "inline" && el.scrollWidth > el.clientWidth + 1;
+  return lines > 1 || overflows;
+}).map((el) => el.textContent.trim())"""
+
+
+def broken(page: Page, selector: str) -> list[str]:
+    assert page.locator(selector).count() > 0, f"nothing matches {selector}"
+    found: list[str] = page.evaluate(BROKEN, selector)
+    return found
+
+
+def test_the_keys_table_fits_its_panel_with_a_long_model_list(
+    sized: Console, gateway: Gateway, shots: Path
+) -> None:
+    models = [m["id"] for m in gateway.http.get("/v1/models", headers=gateway.admin()).json()["data"]]
+    name = "every-model-" + os.urandom(3).hex()
+    limits = {"rpm": 50, "tpm": 1_000_000, "budget_usd": 125.5}
+    body = {"tenant": "t-wide", "name": name, "models": models, **limits}
+    made = gateway.http.post("/v1/admin/keys", headers=gateway.admin(), json=body)
+    assert made.status_code == 201, made.text
+    key_id = made.json()["id"]
+    page = sized.page
+    try:
+        sized.sign_in("keys")
+        sized.ready("keys")
+        row = page.locator(f'#keys-table tr[data-key="{key_id}"]')
+        toggle = row.get_by_role("button", name=f"{len(models)} models for {name}")
+        expect(toggle).to_have_text(f"{len(models)} models")  # a count, with the list as its tooltip
+        expect(toggle).to_have_attribute("title", ", ".join(models))
+        listing = page.locator(f'#keys-table tr[data-models-of="{key_id}"]')
+        expect(listing).to_be_hidden()
+        revoke = row.get_by_role("button", name=f"Revoke {name}")
+        for opened in (False, True):
+            assert_fits(page, "#keys-table")
+            revoke.scroll_into_view_if_needed()
+            expect(revoke).to_be_in_viewport(ratio=1)  # all of it: not scrolled away to the right
+            for figure in ("50", "1,000,000", "$125.50"):
+                expect(row.locator("td.num", has_text=re.compile(f"^{re.escape(figure)}$"))).to_be_visible()
+            assert broken(page, "#keys-table td.num, #keys-table .key-status") == []
+            if not opened:
+                toggle.click()
+                expect(toggle).to_have_attribute("aria-expanded", "true")
+                # the whole list, wrapped to the table's width
+                expect(listing).to_contain_text(", ".join(models))
+        row.scroll_into_view_if_needed()
+        page.locator("#keys-table").screenshot(path=shots / f"keys-table-{width_of(sized)}.png")
+        toggle.click()
+        expect(listing).to_be_hidden()
+    finally:
+        gateway.http.delete(f"/v1/admin/keys/{key_id}", headers=gateway.admin())
+
+
+def test_the_catalogue_files_deployments_show_their_base_url_prices_and_context(
+    sized: Console, gateway: Gateway, shots: Path
+) -> None:
+    listed = gateway.http.get("/v1/admin/deployments", headers=gateway.admin()).json()["data"]
+    from_file = [d for d in listed if d.get("source") == "catalogue"]
+    if not from_file:
+        pytest.skip(
+            "GET /v1/admin/deployments lists only the registered deployments: "
+            "service/routes/deployments.py does not answer with Deployments.listing yet"
+        )
+    page = sized.page
+    sized.sign_in("keys")
+    sized.ready("keys")
+    for d in from_file:
+        cells = page.locator(f'#deployments-table tr[data-model="{d["model"]}"] td')
+        expect(cells.nth(0)).to_have_text("catalogue file")
+        expect(cells.nth(1)).to_have_text(d["api_base"])
+        expect(cells.nth(3)).to_have_text(f"{d['input_per_mtok']:g} / {d['output_per_mtok']:g}")
+        expect(cells.nth(4)).to_have_text(f"{d['context_window']:,}")
+        expect(cells.nth(6).get_by_role("button")).to_have_count(0)  # removed by editing the file, not here
+    assert_fits(page, "#deployments-table")
+    assert broken(page, "#deployments-table td.num") == []
+    page.locator("#deployments-table").screenshot(path=shots / f"deployments-table-{width_of(sized)}.png")
+
+
+def test_figures_stay_on_one_line_and_the_candidates_fit(sized: Console, shots: Path) -> None:
+    page = sized.page
+    sized.sign_in()
+    sized.ready("playground")
+    expect(page.locator("#confidence")).to_have_text(re.compile(r"^\d+%$"))
+    assert broken(page, "#confidence, #complexity, #capabilities .num, #candidates-table td.num") == []
+    assert_fits(page, "#candidates-table")
+    if width_of(sized) == "390px":  # reflowed: each value says what it is
+        first = page.locator("#candidates-table tbody tr").first.locator("td").first
+        assert first.evaluate("td => getComputedStyle(td, '::before').content") == '"Quality"'
+    page.locator("#decision").screenshot(path=shots / f"decision-{width_of(sized)}.png")
+
+    page.get_by_role("link", name="Usage").click()
+    sized.ready("usage")
+    assert broken(page, "#usage-tiles dd:not(.hint), #usage-models td.num, #router-share .num") == []
+    page.locator("#usage-tiles").screenshot(path=shots / f"usage-tiles-{width_of(sized)}.png")
+
+
+# A chart of `candidates` in a box as wide as the playground's, and where its labels went.
+CHART_LABELS = """async ([candidates, chosen, path]) => {
+  const charts = await import("./js/charts.js");
+  const host = document.createElement("div");
+  host.className = "chart";
+  const note = document.createElement("p");
+  document.querySelector("#qc-chart").after(host, note);
+  const chart = new charts.QualityCostChart(host, { note });
+  chart.update(candidates, chosen, path);
+  await new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done)));
+  const canvas = host.querySelector("canvas").getBoundingClientRect();
+  const plot = chart.plot.bbox.width / devicePixelRatio;
+  const out = {
+    shown: chart.shown, leftOut: chart.leftOut, note: note.textContent,
+    canvas: { width: canvas.width, height: canvas.height },
+    ticks: charts.decades(1e-5, 1e-2, plot).length, plot,
+  };
+  chart.clear();
+  host.remove();
+  note.remove();
+  return out;
+}"""
+
+
+def test_chart_labels_never_overlap(sized: Console, shots: Path) -> None:
+    """Sixteen candidates close together (the case of issue 19), and a few apart: each name is
+    drawn where it touches no other name or point, cut with "…" or left out (and said so)."""
+    page = sized.page
+    sized.sign_in()
+    sized.ready("playground")
+    crowd = [
+        {"model": f"pureai/a-long-deployment-name-{i:02d}", "quality": 0.55 + 0.004 * i, "cost_usd": 1e-4 * (1 + 0.04 * i)}
+        for i in range(16)
+    ]  # fmt: skip
+    apart = [
+        {"model": "gpt-4o", "quality": 0.86, "cost_usd": 2.2e-3},
+        {"model": "gpt-4o-mini", "quality": 0.72, "cost_usd": 1.5e-4},
+        {"model": "claude-3-haiku", "quality": 0.62, "cost_usd": 2.6e-4},
+        {"model": "pureai/gemma-3-4b-it", "quality": 0.55, "cost_usd": 1.6e-5},
+    ]
+    candidates = crowd + apart
+    chosen, path = "gpt-4o-mini", ["pureai/gemma-3-4b-it", "gpt-4o-mini", "gpt-4o"]
+    drawn = page.evaluate(CHART_LABELS, [candidates, chosen, path])
+    shown = drawn["shown"]
+    assert len(shown) + len(drawn["leftOut"]) == len(candidates)
+    assert {s["model"] for s in shown} >= {chosen, *path}  # the choice and its path are named first
+    for i, a in enumerate(shown):
+        assert a["left"] >= 0 and a["left"] + a["width"] <= drawn["canvas"]["width"] + 0.5, a
+        assert a["top"] >= 0 and a["top"] + a["height"] <= drawn["canvas"]["height"] + 0.5, a
+        assert a["text"] == a["model"] or (a["text"].endswith("…") and a["model"].startswith(a["text"][:-1]))
+        for b in shown[i + 1 :]:
+            apart_x = a["left"] + a["width"] <= b["left"] or b["left"] + b["width"] <= a["left"]
+            apart_y = a["top"] + a["height"] <= b["top"] or b["top"] + b["height"] <= a["top"]
+            assert apart_x or apart_y, f"{a['model']} and {b['model']} overlap"
+    if drawn["leftOut"]:
+        assert drawn["note"].startswith(f"{len(drawn['leftOut'])} names left off the chart")
+    assert drawn["ticks"] * 70 <= drawn["plot"]  # the cost axis's figures have room too
+    page.locator("#qc-chart").screenshot(path=shots / f"quality-cost-chart-{width_of(sized)}.png")
+
+
+def test_unchecking_every_model_clears_the_decision(sized: Console, shots: Path) -> None:
+    page = sized.page
+    sized.sign_in()
+    sized.ready("playground")
+    expect(page.locator("#chosen-model")).not_to_have_text("—")
+    page.get_by_role("slider", name="cost_weight").press("End")  # a decision on its way...
+    page.get_by_role("button", name="Uncheck all").click()  # ...is not drawn
+    status = page.locator("#decision-status")
+    expect(status).to_have_text(re.compile(r"^No model is selected: check at least one candidate model"))
+    expect(page.locator("#decision")).to_have_attribute("aria-busy", "false")
+    expect(page.locator("#chosen-model")).to_have_text("—")
+    expect(page.locator("#confidence")).to_have_text("—")
+    expect(page.locator("#reasoning")).to_be_empty()
+    expect(page.locator("#capabilities li")).to_have_count(0)
+    expect(page.locator("#candidates-table tbody")).to_have_text("No candidates.")
+    expect(page.locator("#qc-chart canvas")).to_have_count(0)
+    expect(page.locator("#path-summary")).to_be_empty()
+    page.locator("#decision").screenshot(path=shots / f"decision-no-model-{width_of(sized)}.png")
+
+    page.locator('#model-choices input[value="gpt-4o-mini"]').check()
+    expect(page.locator("#chosen-model")).to_have_text("gpt-4o-mini")
+    expect(page.locator("#candidates-table tbody tr")).to_have_count(1)
+    expect(page.locator("#qc-chart canvas")).to_have_count(1)
+
+
+def assert_error_at(page: Page, field: str, text: str) -> None:
+    """The message is in `field`'s own error line, just below it, and the field is marked and focused."""
+    error = page.locator(f"#{field}-error")
+    expect(error).to_contain_text(text)
+    expect(page.locator("#deploy-error")).to_be_hidden()
+    control = page.locator(f"#{field}")
+    expect(control).to_be_focused()
+    expect(control).to_have_attribute("aria-invalid", "true")
+    expect(control).to_have_attribute("aria-errormessage", f"{field}-error")
+    below, at = box(error), box(control)
+    assert 0 <= below["y"] - at["bottom"] <= 24, (below, at)  # under it, not at the foot of the form
+    assert below["x"] < at["right"] and at["x"] < below["right"]
+
+
+def test_a_deployment_needs_its_prices_or_free_and_errors_show_at_their_field(
+    sized: Console, gateway: Gateway, fresh: tuple[FakeUpstream, FakeUpstream], shots: Path
+) -> None:
+    page = sized.page
+    sized.expected_errors.append("status of 400")
+    sized.sign_in("keys")
+    sized.ready("keys")
+    name = "priced-" + os.urandom(3).hex()
+    sent: list[dict[str, Any]] = []
+    page.on("request", lambda r: sent.append(json.loads(r.post_data or "{}")) if r.method == "POST" and r.url.endswith("/v1/admin/deployments") else None)  # fmt: skip
+    register = page.get_by_role("button", name="Register deployment")
+    page.get_by_label("Model id").fill(name)
+    page.get_by_label("Base URL (OpenAI-compatible)").fill(fresh[0].url)
+    register.click()  # the console's own check: both prices, or "Free"
+    assert_error_at(page, "deploy-in", "Give the price, or check “Free”")
+    page.locator("#deploy-form").screenshot(path=shots / f"deploy-form-no-price-{width_of(sized)}.png")
+    page.get_by_label("Input USD / 1M tokens").fill("0.4")
+    register.click()
+    assert_error_at(page, "deploy-out", "Give the price, or check “Free”")
+    expect(page.locator("#deploy-in-error")).to_be_empty()
+    expect(page.get_by_label("Input USD / 1M tokens")).not_to_have_attribute("aria-invalid", "true")
+    assert sent == []  # the gateway was not asked
+
+    def without_output_price(route: Route) -> None:  # as a client that skipped the check would send it
+        if route.request.method != "POST":
+            return route.continue_()
+        body = json.loads(route.request.post_data or "{}")
+        body.pop("output_per_mtok", None)
+        return route.continue_(post_data=json.dumps(body))
+
+    page.get_by_label("Output USD / 1M tokens").fill("9")
+    page.route("**/v1/admin/deployments", without_output_price)
+    register.click()  # the gateway's 400 names output_per_mtok: shown at that field
+    assert_error_at(page, "deploy-out", "output_per_mtok: a deployment needs both prices")
+    page.unroute("**/v1/admin/deployments")
+
+    page.get_by_role("button", name="Add a backup provider").click()
+    page.keyboard.type("pureai")  # the deployment's own endpoint's id
+    register.click()
+    backup_id = page.locator("#deploy-backups").get_by_label("Provider id")
+    field = backup_id.get_attribute("id")
+    assert field is not None
+    assert_error_at(page, field, "names the deployment's own endpoint")
+    page.locator("#deploy-backups").get_by_role("button", name="Remove this provider").click()
+
+    page.get_by_label("Free: this deployment costs nothing").check()
+    for label in ("Input USD / 1M tokens", "Output USD / 1M tokens"):
+        expect(page.get_by_label(label)).to_be_disabled()
+        expect(page.get_by_label(label)).to_have_value("")
+    try:
+        register.click()
+        expect(page.locator("#deployments-status")).to_contain_text(f"Registered pureai/{name}.")
+        assert sent[-1] == {"id": name, "api_base": fresh[0].url, "free": True}
+        cells = page.locator(f'#deployments-table tr[data-model="pureai/{name}"] td')
+        expect(cells.nth(3)).to_have_text("free")
+        free = page.get_by_label("Free: this deployment costs nothing")
+        expect(free).not_to_be_checked()  # the form is reset
+        expect(page.get_by_label("Input USD / 1M tokens")).to_be_enabled()
+        for error in page.locator("#deploy-form .error").all():
+            expect(error).to_be_empty()
+        assert_fits(page, "#deployments-table")
+        page.locator("#deploy-form").screenshot(path=shots / f"deploy-form-{width_of(sized)}.png")
+    finally:
+        gateway.http.delete(f"/v1/admin/deployments/{name}", headers=gateway.admin())
+
+
+def test_spend_per_model_has_series_only_for_the_gateways_models(
+    sized: Console, gateway: Gateway, fresh: tuple[FakeUpstream, FakeUpstream], shots: Path
+) -> None:
+    key = gateway.new_key(tenant="t-spend", name="spend-" + os.urandom(3).hex())
+    typos = [f"no-such-model-{os.urandom(3).hex()}" for _ in range(3)]
+    for model in typos:  # refused (404), and in the ledger under the name the client sent
+        r = gateway.http.post("/v1/chat/completions", headers={"x-api-key": key}, json={"model": model, "messages": [{"role": "user", "content": "hi"}]})  # fmt: skip
+        assert r.status_code == 404, r.text
+    chat = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hello spend"}]}
+    assert gateway.http.post("/v1/chat/completions", headers={"x-api-key": key}, json=chat).status_code == 200
+    page = sized.page
+    sized.sign_in("usage")
+    sized.ready("usage")
+    legend = page.locator("#chart-spend-model .u-legend")
+    expect(legend).to_contain_text("gpt-4o-mini")
+    for model in typos:
+        expect(legend).not_to_contain_text(model)
+        # the table keeps them: their error rate is worth seeing
+        expect(page.locator(f'#usage-models tr[data-model="{model}"]')).to_have_count(1)
+    page.locator("#chart-spend-model").screenshot(path=shots / f"spend-per-model-{width_of(sized)}.png")
 
 
 # -- layout and accessibility ----------------------------------------------------------------------------

@@ -25,6 +25,18 @@ export function fill(el, ...children) {
   el.replaceChildren(...children.flat().filter((c) => c !== null && c !== undefined && c !== false));
 }
 
+/** Give each body cell of `table` its column's heading as data-label, which a narrow screen shows
+ * beside the value when the table reflows (app.css, `table.reflow`). Cells spanning columns and
+ * columns whose heading is only for screen readers get none. */
+export function labelCells(table) {
+  const headings = $$("thead th", table).map((th) => (th.querySelector(".visually-hidden") ? "" : th.textContent.trim()));
+  for (const tr of $$("tbody tr", table)) {
+    [...tr.children].forEach((cell, i) => {
+      if (cell.tagName === "TD" && !cell.hasAttribute("colspan") && headings[i]) cell.dataset.label = headings[i];
+    });
+  }
+}
+
 export function usd(value) {
   if (value === null || value === undefined || Number.isNaN(value)) return "—";
   if (value === 0) return "$0";

@@ -3,7 +3,7 @@
 
 import { ApiError, call, stream } from "./api.js";
 import { QualityCostChart } from "./charts.js";
-import { $, $$, debounce, fill, h, int, ms, pct, usd } from "./dom.js";
+import { $, $$, debounce, fill, h, int, labelCells, ms, pct, usd } from "./dom.js";
 
 const SWEEP = Array.from({ length: 11 }, (_, i) => i / 10); // the path: cost_weight 0, 0.1, ... 1
 const SAMPLE = "Write a Python function that merges two sorted lists into one sorted list.";
@@ -37,7 +37,7 @@ function problem() {
   const turns = messages();
   if (!turns.some((m) => m.role === "user" && m.content.trim())) return "Type a prompt (a user message) to see the decision.";
   const list = chosenModels();
-  if (list && !list.length) return "Check at least one candidate model.";
+  if (list && !list.length) return "No model is selected: check at least one candidate model to see the decision.";
   return null;
 }
 
@@ -86,9 +86,13 @@ function renderDecision(d, sig) {
         h("span", { class: "num" }, pct(value))),
     ),
   );
+  // The ranked candidates, then those the gateway left out of this decision ("eligible": false,
+  // with why: no provider, no price, a feature the request needs...).
+  const ranked = d.candidates.filter((c) => c.eligible !== false);
+  const left = d.candidates.filter((c) => c.eligible === false);
   fill(
     $("#candidates-table tbody"),
-    d.candidates.map((c) =>
+    ranked.map((c) =>
       h("tr", { class: c.model === d.selected_model ? "chosen" : null, dataset: { model: c.model } },
         h("th", { scope: "row" }, c.model, c.model === d.selected_model ? h("span", { class: "tag" }, "chosen") : null),
         h("td", { class: "num" }, c.quality.toFixed(3)),
@@ -96,12 +100,33 @@ function renderDecision(d, sig) {
         h("td", { class: "num" }, c.utility.toFixed(4)),
         h("td", {}, c.quality_source)),
     ),
+    left.map((c) =>
+      h("tr", { class: "left-out", dataset: { model: c.model, reason: c.reason ?? "" } },
+        h("th", { scope: "row" }, c.model),
+        h("td", { colspan: 4, class: "hint" }, `Left out: ${c.detail ?? c.reason ?? "not eligible"}`)),
+    ),
   );
+  labelCells($("#candidates-table"));
   const path = sweeps.get(sig) ?? new Map();
   path.set(d.cost_weight, d.selected_model);
-  chart.update(d.candidates, d.selected_model, [...path.values()]);
+  chart.update(ranked, d.selected_model, [...path.values()]);
   $("#path-summary").textContent = describePath(path);
   $("#decision").dataset.costWeight = String(d.cost_weight);
+}
+
+/** No decision stands (no prompt, no model checked): nothing of the last one stays on screen. */
+function clearDecision() {
+  $("#chosen-model").textContent = "—";
+  for (const name of ["confidence", "complexity"]) {
+    $(`#${name}-meter`).value = 0;
+    $(`#${name}`).textContent = "—";
+  }
+  $("#reasoning").textContent = "";
+  fill($("#capabilities"));
+  fill($("#candidates-table tbody"), h("tr", {}, h("td", { colspan: 5, class: "empty" }, "No candidates.")));
+  chart.clear("No decision to draw.");
+  $("#path-summary").textContent = "";
+  delete $("#decision").dataset.costWeight;
 }
 
 /** "cost_weight 0–0.3: gpt-4o · 0.4–1: gpt-4o-mini" from weight -> model. */
@@ -123,6 +148,8 @@ function describePath(path) {
 async function refresh() {
   const why = problem();
   if (why) {
+    seq++; // an answer still on its way is for an older state
+    clearDecision();
     status(why);
     return;
   }
@@ -296,7 +323,7 @@ function setModels(list) {
 }
 
 export async function init() {
-  chart = new QualityCostChart($("#qc-chart"));
+  chart = new QualityCostChart($("#qc-chart"), { note: $("#qc-note") });
   addTurn("user", SAMPLE);
   $("#add-turn").addEventListener("click", () => {
     const last = messages().at(-1);

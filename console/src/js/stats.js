@@ -48,6 +48,22 @@ export function overTime(rows, start, end, group, value) {
   return { xs, groups, width };
 }
 
+export const OTHER_MODELS = "other models";
+
+/**
+ * The "Spend per model" series of a row: its model when `known` (a Set of the catalogue's and
+ * the registered deployments' ids) has it; "other models" for spend on any other (a deployment
+ * removed since); null, left out, for a decision-only call or a request that cost nothing
+ * naming a model the gateway does not have (a client's typo is not a series).
+ */
+export function spendSeries(known) {
+  return (row) => {
+    if (kind(row) === "decision") return null;
+    if (row.model !== null && known.has(row.model)) return row.model;
+    return row.total_cost_usd > 0 ? OTHER_MODELS : null;
+  };
+}
+
 function rates(rows) {
   const errors = rows.filter((r) => r.status >= 400).length;
   const reached = rows.filter((r) => r.attempts >= 1);

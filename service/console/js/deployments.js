@@ -1,9 +1,11 @@
 // Custom deployments: those registered through the admin API (POST/GET /v1/admin/deployments,
-// DELETE /v1/admin/deployments/{id}) and the catalogue file's pureai/ models (GET /v1/models,
-// GET /v1/providers), listed together; a form registers a new one, a button removes one.
+// DELETE /v1/admin/deployments/{id}) and the catalogue file's pureai/ models, listed together; a
+// form registers a new one, a button removes one. GET /v1/admin/deployments lists the catalogue
+// file's with "source": "catalogue" (base URL, prices, context); a gateway that lists only the
+// registered ones leaves the others to GET /v1/models and /v1/providers (their providers only).
 
 import { call } from "./api.js";
-import { $, $$, confirmed, fill, h, int } from "./dom.js";
+import { $, $$, confirmed, fill, h, int, labelCells } from "./dom.js";
 
 let backupSerial = 0;
 let onChange = () => {}; // told after a deployment is registered or removed (the key form's models)
@@ -17,11 +19,23 @@ const FIELDS = {
   output_per_mtok: "#deploy-out",
   context_window: "#deploy-context",
   quality_priors: "#deploy-quality",
+  free: "#deploy-free",
 };
 const BACKUP_PARTS = { id: "id", api_base: "base", api_key: "key" };
 
 function price(value) {
   return value === 0 ? "0" : String(Number(value.toPrecision(4)));
+}
+
+/** "0.1 / 0.2" (USD per 1M tokens in / out), "free" or "unpriced". */
+function prices(d) {
+  if (d.free) return "free";
+  if (d.priced === false) return "unpriced";
+  return `${price(d.input_per_mtok)} / ${price(d.output_per_mtok)}`;
+}
+
+function keyText(d) {
+  return d.api_key_set ? "set" : d.api_key_env ? `from ${d.api_key_env}` : "none";
 }
 
 function providersText(providers) {
@@ -37,7 +51,7 @@ function row({ model, source, base, providers, prices, context, key, remove }) {
     h("td", { class: "num" }, prices ?? "—"),
     h("td", { class: "num" }, context ?? "—"),
     h("td", {}, key),
-    h("td", {}, remove ? h("button", { type: "button", class: "danger small", "aria-label": `Remove ${model}`, onclick: remove }, "Remove") : null));
+    h("td", { class: "actions" }, remove ? h("button", { type: "button", class: "danger small", "aria-label": `Remove ${model}`, onclick: remove }, "Remove") : null));
 }
 
 /** Re-read both kinds; `note` goes before the count in the status line. */
@@ -53,10 +67,12 @@ export async function load(note = "") {
     $("#deployments-status").textContent = `${note}Could not list the deployments: ${exc.message}`;
     return;
   }
-  const mine = new Set(registered.map((d) => d.model));
-  const fromFile = models.filter((m) => m.id.startsWith("pureai/") && !mine.has(m.id));
+  const fromFile = registered.filter((d) => d.source === "catalogue");
+  registered = registered.filter((d) => d.source !== "catalogue");
+  const known = new Set([...registered, ...fromFile].map((d) => d.model));
+  const unlisted = models.filter((m) => m.id.startsWith("pureai/") && !known.has(m.id));
   const listed = await Promise.all(
-    fromFile.map(async (m) => {
+    unlisted.map(async (m) => {
       try {
         return { model: m.id, providers: providersText((await call("v1/providers", { query: { model: m.id } })).providers) };
       } catch (exc) {
@@ -64,26 +80,30 @@ export async function load(note = "") {
       }
     }),
   );
+  const shown = (d, source, remove) =>
+    row({
+      model: d.model,
+      source,
+      base: d.api_base,
+      providers: providersText(d.providers),
+      prices: prices(d),
+      context: int(d.context_window),
+      key: keyText(d),
+      remove,
+    });
   const rows = [
-    ...registered.map((d) =>
-      row({
-        model: d.model,
-        source: "registered",
-        base: d.api_base,
-        providers: providersText(d.providers),
-        prices: `${price(d.input_per_mtok)} / ${price(d.output_per_mtok)}`,
-        context: int(d.context_window),
-        key: d.api_key_set ? "set" : d.api_key_env ? `from ${d.api_key_env}` : "none",
-        remove: () => remove(d),
-      })),
+    ...registered.map((d) => shown(d, "registered", () => remove(d))),
+    ...fromFile.map((d) => shown(d, "catalogue file", null)),
     ...listed.map(({ model, providers }) => row({ model, source: "catalogue file", providers, key: "—" })),
   ];
   fill(
     $("#deployments-table tbody"),
     rows.length ? rows : h("tr", {}, h("td", { colspan: 8, class: "empty" }, "No pureai/ deployments yet.")),
   );
+  labelCells($("#deployments-table"));
   const n = registered.length;
-  $("#deployments-status").textContent = `${note}${n} registered ${n === 1 ? "deployment" : "deployments"}, ${listed.length} from the catalogue file.`;
+  const m = fromFile.length + listed.length;
+  $("#deployments-status").textContent = `${note}${n} registered ${n === 1 ? "deployment" : "deployments"}, ${m} from the catalogue file.`;
 }
 
 // -- the form -----------------------------------------------------------------------------------
@@ -93,7 +113,9 @@ function backupRow() {
   const field = (name, label, attrs = {}) =>
     h("div", { class: "field" },
       h("label", { for: `backup-${name}-${n}` }, label),
-      h("input", { id: `backup-${name}-${n}`, autocomplete: "off", spellcheck: "false", dataset: { part: name }, ...attrs }));
+      h("input", { id: `backup-${name}-${n}`, autocomplete: "off", spellcheck: "false", dataset: { part: name },
+        "aria-describedby": `backup-${name}-${n}-error`, ...attrs }),
+      h("p", { class: "error", id: `backup-${name}-${n}-error`, role: "alert" }));
   const li = h("li", { class: "backup" },
     field("id", "Provider id", { placeholder: "backup-host", required: true }),
     field("base", "Base URL", { type: "url", placeholder: "https://other-host.example/v1" }),
@@ -112,6 +134,7 @@ function body() {
   const out = { id: text("#deploy-id"), api_base: text("#deploy-base") };
   const key = $("#deploy-key").value;
   if (key) out.api_key = key;
+  if ($("#deploy-free").checked) out.free = true; // its price fields are empty then
   for (const [field, selector] of [["input_per_mtok", "#deploy-in"], ["output_per_mtok", "#deploy-out"], ["context_window", "#deploy-context"]]) {
     if (text(selector) !== "") out[field] = Number(text(selector));
   }
@@ -134,27 +157,58 @@ function fieldOf(param) {
     const li = $$("#deploy-backups li")[Number(backup[1])];
     return li ? $(`[data-part="${BACKUP_PARTS[backup[2]] ?? "id"}"]`, li) : null;
   }
-  return $(FIELDS[param.split(".")[0]] ?? "#deploy-id");
+  const selector = FIELDS[param.split(".")[0]];
+  return selector ? $(selector) : null; // a field the form does not have: said at its foot
 }
 
+/** Show `message` at `field` (in its own error line, just below it), or at the foot of the form
+ * when no field is at fault. */
 function problem(message, field) {
-  $("#deploy-error").textContent = message;
-  if (field) {
-    field.setAttribute("aria-invalid", "true");
-    field.setAttribute("aria-errormessage", "deploy-error");
-    field.focus();
+  const slot = field ? document.getElementById(`${field.id}-error`) : null;
+  if (!slot) {
+    $("#deploy-error").textContent = message;
+    field?.focus();
+    return;
+  }
+  slot.textContent = message;
+  field.setAttribute("aria-invalid", "true");
+  field.setAttribute("aria-errormessage", slot.id);
+  field.focus();
+}
+
+function clearProblems() {
+  for (const el of $$("#deploy-form [aria-invalid]")) {
+    el.removeAttribute("aria-invalid");
+    el.removeAttribute("aria-errormessage");
+  }
+  for (const el of $$("#deploy-form .error")) el.textContent = "";
+}
+
+/** What is wrong with `el` before the gateway is asked, or null (said at the field, so without
+ * its name). */
+function invalid(el) {
+  if (el.validity.valueMissing && (el.id === "deploy-in" || el.id === "deploy-out")) {
+    return "Give the price, or check “Free” for a deployment that costs nothing.";
+  }
+  return el.checkValidity() ? null : el.validationMessage;
+}
+
+/** "Free" leaves no prices to give: the price fields are cleared and set aside. */
+function freeChanged() {
+  const free = $("#deploy-free").checked;
+  for (const el of [$("#deploy-in"), $("#deploy-out")]) {
+    el.disabled = free;
+    el.required = !free;
+    if (free) el.value = "";
   }
 }
 
 async function register(event) {
   event.preventDefault();
-  for (const el of $$("#deploy-form [aria-invalid]")) el.removeAttribute("aria-invalid");
-  $("#deploy-error").textContent = "";
+  clearProblems();
   for (const el of $$("#deploy-form input")) {
-    if (!el.checkValidity()) {
-      const label = $(`label[for="${el.id}"]`).textContent;
-      return problem(`${label}: ${el.validationMessage}`, el);
-    }
+    const why = invalid(el);
+    if (why) return problem(why, el);
   }
   let made;
   try {
@@ -163,6 +217,7 @@ async function register(event) {
     return problem(`The deployment was not registered: ${exc.message}`, fieldOf(exc.param));
   }
   $("#deploy-form").reset();
+  freeChanged();
   fill($("#deploy-backups"));
   await load(`Registered ${made.model}. `);
   onChange();
@@ -189,5 +244,6 @@ async function remove(deployment) {
 export function init(changed) {
   onChange = changed;
   $("#deploy-form").addEventListener("submit", register);
+  $("#deploy-free").addEventListener("change", freeChanged);
   $("#add-backup").addEventListener("click", backupRow);
 }

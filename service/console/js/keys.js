@@ -3,7 +3,7 @@
 
 import { call } from "./api.js";
 import * as deployments from "./deployments.js";
-import { $, $$, confirmed, copy, fill, h, int, usd, when } from "./dom.js";
+import { $, $$, confirmed, copy, fill, h, int, labelCells, usd, when } from "./dom.js";
 
 let keys = [];
 
@@ -14,29 +14,66 @@ function numberOrNull(id) {
   return raw === "" ? null : Number(raw);
 }
 
+/** The models a key may use: "all", the one model, or a count that opens the list in a row of its
+ * own below (a long list never widens the table). */
+function modelsCell(k, listId) {
+  if (!k.models) return h("td", {}, "all");
+  if (k.models.length === 1) return h("td", {}, h("span", { class: "one-model", title: k.models[0] }, k.models[0]));
+  const toggle = h("button", {
+    type: "button",
+    class: "link",
+    title: k.models.join(", "),
+    "aria-expanded": "false",
+    "aria-controls": listId,
+    "aria-label": `${k.models.length} models for ${k.name || k.id}`, // aria-expanded says if they show
+    onclick: () => {
+      const open = toggle.getAttribute("aria-expanded") !== "true";
+      toggle.setAttribute("aria-expanded", String(open));
+      $(`#${listId}`).hidden = !open;
+    },
+  }, `${k.models.length} models`);
+  return h("td", {}, toggle);
+}
+
+const COLUMNS = 8;
+
+/** "2025-06-01", never broken at its hyphens. */
+const day = (unixSeconds) => h("span", { class: "nowrap" }, when(unixSeconds).slice(0, 10));
+
+function keyRows(k) {
+  const listId = `key-models-${k.id}`;
+  const row = h("tr", { dataset: { key: k.id }, class: k.revoked ? "revoked" : null },
+    h("th", { scope: "row" },
+      k.name || "(no name)", k.admin ? h("span", { class: "tag" }, "admin") : null,
+      h("code", { class: "key-id" }, k.id)),
+    h("td", {}, k.tenant),
+    modelsCell(k, listId),
+    h("td", { class: "num" }, k.rpm === null ? "—" : int(k.rpm)),
+    h("td", { class: "num" }, k.tpm === null ? "—" : int(k.tpm)),
+    h("td", { class: "num" }, k.budget_usd === null ? "—" : usd(k.budget_usd)),
+    h("td", {},
+      h("span", { class: "key-status" }, k.revoked ? "revoked" : "active"),
+      k.revoked
+        ? h("span", { class: "since", title: `revoked ${when(k.revoked)}, created ${when(k.created)}` }, day(k.revoked))
+        : h("span", { class: "since", title: `created ${when(k.created)}` }, "since ", day(k.created))),
+    h("td", { class: "actions" },
+      k.revoked
+        ? null
+        : h("button", { type: "button", class: "danger small", "aria-label": `Revoke ${k.name || k.id}`, onclick: () => revoke(k) }, "Revoke")));
+  if (!k.models || k.models.length < 2) return [row];
+  const list = h("tr", { id: listId, class: "models-row", hidden: true, dataset: { modelsOf: k.id } },
+    h("td", { colspan: COLUMNS }, h("span", { class: "hint" }, "Allowed models: "), k.models.join(", ")));
+  return [row, list];
+}
+
 function renderKeys() {
   const all = $("#show-revoked").checked;
   const list = keys.filter((k) => all || k.revoked === null);
   fill(
     $("#keys-table tbody"),
-    list.length
-      ? list.map((k) =>
-          h("tr", { dataset: { key: k.id }, class: k.revoked ? "revoked" : null },
-            h("th", { scope: "row" }, k.name || "(no name)", k.admin ? h("span", { class: "tag" }, "admin") : null),
-            h("td", {}, h("code", {}, k.id)),
-            h("td", {}, k.tenant),
-            h("td", {}, k.models ? k.models.join(", ") : "all"),
-            h("td", { class: "num" }, k.rpm === null ? "—" : int(k.rpm)),
-            h("td", { class: "num" }, k.tpm === null ? "—" : int(k.tpm)),
-            h("td", { class: "num" }, k.budget_usd === null ? "—" : usd(k.budget_usd)),
-            h("td", {}, when(k.created)),
-            h("td", { class: "key-status" }, k.revoked ? `revoked ${when(k.revoked)}` : "active"),
-            h("td", {},
-              k.revoked
-                ? null
-                : h("button", { type: "button", class: "danger small", "aria-label": `Revoke ${k.name || k.id}`, onclick: () => revoke(k) }, "Revoke"))))
-      : h("tr", {}, h("td", { colspan: 10, class: "empty" }, "No keys yet.")),
+    list.length ? list.flatMap(keyRows) : h("tr", {}, h("td", { colspan: COLUMNS, class: "empty" }, "No keys yet.")),
   );
+  labelCells($("#keys-table"));
 }
 
 /** Re-read the keys; `note` goes before the count in the status line. */

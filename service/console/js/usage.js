@@ -12,6 +12,7 @@ let charts = null;
 let rows = [];
 let shown = { start: 0, end: 0 };
 let names = new Map(); // key id -> name
+let known = new Set(); // the model ids of GET /v1/models: the catalogue's and the registered deployments'
 
 function keyLabel(id) {
   const name = names.get(id);
@@ -43,6 +44,10 @@ async function loadKeys() {
     h("option", { value: "" }, "All keys"),
     [...names.keys()].map((id) => h("option", { value: id, selected: id === keep }, keyLabel(id))),
   );
+}
+
+async function loadModels() {
+  known = new Set((await call("v1/models")).data.map((m) => m.id));
 }
 
 function setStatus(text) {
@@ -104,8 +109,10 @@ async function loadVersions(range) {
   }
 }
 
-function tile(name, value, hint) {
-  return h("div", { class: "tile" }, h("dt", {}, name), h("dd", { dataset: { tile: name } }, value), hint ? h("dd", { class: "hint" }, hint) : null);
+/** A figure; `wide` for one of several values ("p50 / p95 / p99"), which takes two columns' room to
+ * stay on one line. */
+function tile(name, value, hint, wide = false) {
+  return h("div", { class: wide ? "tile wide" : "tile" }, h("dt", {}, name), h("dd", { dataset: { tile: name } }, value), hint ? h("dd", { class: "hint" }, hint) : null);
 }
 
 const triple = (values, fmt) => values.map(fmt).join(" / ");
@@ -116,15 +123,15 @@ function render() {
     $("#usage-tiles"),
     tile("Requests", int(t.requests), `${int(t.decisions)} decisions only`),
     tile("Spend", usd(t.spend)),
-    tile("Tokens in / out", `${int(t.promptTokens)} / ${int(t.completionTokens)}`),
     tile("Error rate", pct(t.errorRate, 1)),
     tile("Fallback rate", pct(t.fallbackRate, 1), "answered after a failover"),
-    tile("Latency p50 / p95 / p99", triple(t.latency, ms)),
-    tile("TTFT p50 / p95 / p99", triple(t.ttft, ms), "streamed requests"),
+    tile("Tokens in / out", `${int(t.promptTokens)} / ${int(t.completionTokens)}`, null, true),
+    tile("Latency p50 / p95 / p99", triple(t.latency, ms), null, true),
+    tile("TTFT p50 / p95 / p99", triple(t.ttft, ms), "streamed requests", true),
   );
 
   const notDecision = (r) => stats.kind(r) !== "decision";
-  const spendModel = stats.overTime(rows, shown.start, shown.end, (r) => (notDecision(r) ? r.model ?? "(none)" : null), (r) => r.total_cost_usd);
+  const spendModel = stats.overTime(rows, shown.start, shown.end, stats.spendSeries(known), (r) => r.total_cost_usd);
   charts.spendModel.update(spendModel.xs, spendModel.groups);
   const spendKey = stats.overTime(rows, shown.start, shown.end, (r) => (notDecision(r) ? keyLabel(r.key_id) : null), (r) => r.total_cost_usd);
   charts.spendKey.update(spendKey.xs, spendKey.groups);
@@ -221,9 +228,9 @@ export async function init() {
 /** Each visit re-reads the keys and the ledger. */
 export async function show() {
   try {
-    await loadKeys();
+    await Promise.all([loadKeys(), loadModels()]);
   } catch (exc) {
-    setStatus(`Could not list the keys: ${exc.message}`);
+    setStatus(`Could not list the keys and models: ${exc.message}`);
   }
   await load();
 }
