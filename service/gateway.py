@@ -22,6 +22,7 @@ from models_registry import Catalogue, ModelEntry, load_catalogue
 
 from . import logs, shaping, window
 from .breaker import Breaker
+from .budget import Budgets, BudgetUnavailable, Hold, make_budgets, worst_case
 from .deployments import Deployments
 from .errors import APIError, Forbidden, NotFound, RateLimited, Unavailable
 from .executor import Attempted, Executor, Opened
@@ -61,6 +62,7 @@ class Context:
     router_version: str | None = None  # of the router that decided (/v1/router)
     predicted_quality: float | None = None  # its prediction for the chosen model, before feedback
     decide_ms: float | None = None  # the router's own time on this request (/v1/router)
+    hold: Hold | None = None  # its reservation of budget (keys with a budget), until settled
 
     def elapsed_ms(self, now: float | None = None) -> float:
         return ((now or time.perf_counter()) - self.started) * 1000.0
@@ -71,6 +73,8 @@ class Context:
             headers["x-pureai-router-version"] = self.router_version
         if self.decide_ms is not None:
             headers["server-timing"] = f"decide;dur={self.decide_ms:.3f}"
+        if self.hold is not None:  # what the budget keeps should this request cost its worst case
+            headers["x-pureai-budget-remaining-usd"] = f"{max(self.hold.left - self.hold.amount, 0.0):.6g}"
         return headers
 
 
@@ -81,6 +85,7 @@ class Gateway:
         self.rollout: Rollout | None = None  # the router in service, the previous one, a shadow
         self.store: Store | None = None
         self.limiter: Limiter | None = None
+        self.budgets: Budgets | None = None  # reservations against keys' budgets
         self.keys: KeyRing | None = None
         self.deployments: Deployments | None = None  # registered through the admin API
         self.executor = Executor(
@@ -133,6 +138,8 @@ class Gateway:
         await self.store.open()
         redis_url = s.redis_url.get_secret_value() if s.redis_url else None
         self.limiter = make_limiter(redis_url, fail_open=s.rate_limit_fail_open)
+        ttl = s.request_timeout_s + HOLD_MARGIN_S
+        self.budgets = make_budgets(self.store, redis_url, ttl_s=ttl, fail_open=s.rate_limit_fail_open)
         admin = s.admin_key.get_secret_value() if s.admin_key else None
         self.keys = KeyRing(self.store, admin, s.key_cache_s, self.metrics.key_lookup)
         self.deployments = Deployments(self.catalogue, self.store, s.deployment_cache_s, self._use_catalogue)
@@ -148,6 +155,8 @@ class Gateway:
         await self.executor.close()
         if self.limiter is not None:
             await self.limiter.close()
+        if self.budgets is not None:
+            await self.budgets.close()
         if self.store is not None:
             await self.store.close()
         self._deciders.shutdown(wait=False)
@@ -422,10 +431,15 @@ class Gateway:
             window.refuse_if_over(
                 entry, window.prompt_chars(payload), "messages" if kind == "chat" else "prompt"
             )
+            await self._reserve(ctx, entry, payload)
             opened = await self._open(ctx, kind, entry, payload, stream)
         except APIError as exc:
             self._failed(ctx, entry, exc)
             exc.recorded = True
+            await self._settle(ctx, None)  # no answer: nothing spent (before the client hears so)
+            raise
+        except BaseException:  # cancelled at the shutdown deadline, or a bug: no answer
+            self._later(self._settle(ctx, None))
             raise
         headers = {
             **ctx.headers(),
@@ -619,6 +633,59 @@ class Gateway:
             except Exception as exc:  # the answer is delivered; a limiter hiccup must not fail it
                 log.warning("could not record tokens for rate limits: %s", type(exc).__name__)
 
+    async def _reserve(self, ctx: Context, entry: ModelEntry, payload: dict[str, Any]) -> None:
+        """For a key with a budget, reserve the request's worst case on `entry` (`ctx.hold`): 403
+        `model_unpriced` when the model's price is unknown, 429 `insufficient_quota` when the worst
+        case does not fit in what is left, 503 `budget_unavailable` (Redis down, fail-closed)."""
+        key = ctx.key
+        if key.budget_usd is None:
+            return
+        if not entry.priced:
+            raise Forbidden(
+                f"the model {entry.id!r} has no known price and this key has a budget of "
+                f"${key.budget_usd:g}: what it spends could not be counted; use a priced model",
+                code="model_unpriced",
+                param="model",
+            )
+        worst = worst_case(entry, payload)
+        if worst.usd <= 0:  # a free model: nothing to hold
+            return
+        assert self.budgets is not None
+        try:
+            hold = await self.budgets.reserve(key.id, ctx.request_id, key.budget_usd, worst.usd)
+        except BudgetUnavailable:
+            raise Unavailable(
+                "budget accounting is unavailable; try again shortly",
+                code="budget_unavailable",
+                headers={"retry-after": "1"},
+            ) from None
+        if not hold.admitted:
+            self.metrics.budget(key.tenant)
+            held = f" (${hold.held:.6g} more is held by requests in flight)" if hold.held > 0 else ""
+            raise APIError(
+                f"this key's budget of ${key.budget_usd:g} has ${hold.left:.6g} left{held}, and this "
+                f"request may cost up to ${worst.usd:.6g} on {entry.id} (~{worst.prompt_tokens} prompt "
+                f"tokens, {worst.output_tokens} output tokens at most): lower max_tokens or use a "
+                "cheaper model",
+                status=429,
+                type="insufficient_quota",
+                code="insufficient_quota",
+                # the worst case would fit once the requests in flight have settled: worth a retry
+                headers={"retry-after": "1"} if hold.limit - hold.spent >= worst.usd else None,
+            )
+        ctx.hold = hold
+
+    async def _settle(self, ctx: Context, cost_usd: float | None) -> None:
+        """Settle the request's reservation to `cost_usd`, its committed ledger row's; None
+        releases it (no row, or a row without cost)."""
+        hold, ctx.hold = ctx.hold, None
+        if hold is None or self.budgets is None:
+            return
+        if cost_usd is None:
+            await self.budgets.release(hold)
+        else:
+            await self.budgets.settle(hold, cost_usd)
+
     async def _ledger(
         self,
         ctx: Context,
@@ -636,6 +703,7 @@ class Gateway:
         if ctx.prompt:  # before the answer, as its row is: an export right after finds both
             await asyncio.shield(self._later(self._keep_prompt(ctx, ctx.prompt)))
         return await self._commit(
+            ctx,
             self._row(
                 ctx,
                 entry,
@@ -647,7 +715,7 @@ class Gateway:
                 attempts=len(opened.attempts),
                 tried=opened.attempts,
                 **fields,
-            )
+            ),
         )
 
     def decided(self, ctx: Context, entry: ModelEntry) -> None:
@@ -719,10 +787,16 @@ class Gateway:
         self._prompts_purged = time.monotonic()
         await self.store.forget_prompts(time.time() - self.settings.prompt_retention_days * 86400.0)
 
-    async def _commit(self, row: UsageRow) -> bool:
-        """`_write` for a row the answer waits for, shielded: a client leaving or the shutdown
-        deadline mid-write does not lose the row (stop() waits for it, as for any `_later`)."""
-        return await asyncio.shield(self._later(self._write(row)))
+    async def _commit(self, ctx: Context, row: UsageRow) -> bool:
+        """`_write` for a row the answer waits for, then the request's reservation settled to the
+        row's cost (released if the row could not be written); shielded: a client leaving or the
+        shutdown deadline mid-write loses neither (stop() waits for them, as for any `_later`)."""
+        return await asyncio.shield(self._later(self._billed(ctx, row)))
+
+    async def _billed(self, ctx: Context, row: UsageRow) -> bool:
+        written = await self._write(row)
+        await self._settle(ctx, row.total_cost_usd if written else None)
+        return written
 
     def _later(self, coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
         task = asyncio.get_running_loop().create_task(coro)
@@ -743,6 +817,9 @@ inside each; more workers, not more threads, scale a gateway out)."""
 
 PURGE_EVERY_S = 3600.0
 """With prompt logging on, how often expired prompts are deleted (and once at start)."""
+
+HOLD_MARGIN_S = 60.0
+"""A budget reservation lapses this long past the request timeout unless renewed (service/budget.py)."""
 
 
 def prompt_text(messages: list[dict[str, Any]] | None, prompt: Any = None) -> str:

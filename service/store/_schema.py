@@ -14,6 +14,8 @@ Tables:
   deleted after the retention period.
 - `deployments` (migration 4): `pureai/` deployments registered through the admin API, their
   catalogue table and the API keys given with them as JSON text.
+- `reservations` (migration 6): budget held by requests in flight (`service/budget.py`), one row
+  per (request, unit), counted only until the request has a ledger row, or until it expires.
 - `schema_version`: one row per applied migration.
 """
 
@@ -105,6 +107,17 @@ MIGRATIONS: list[list[str]] = [
         "ALTER TABLE usage ADD COLUMN predicted_quality DOUBLE PRECISION",
         "CREATE INDEX feedback_created ON feedback (created)",
     ],
+    [
+        """CREATE TABLE reservations (
+            request_id TEXT NOT NULL,
+            unit TEXT NOT NULL,
+            key_id TEXT NOT NULL,
+            amount DOUBLE PRECISION NOT NULL,
+            expires DOUBLE PRECISION NOT NULL,
+            PRIMARY KEY (request_id, unit)
+        )""",
+        "CREATE INDEX reservations_key ON reservations (key_id, unit)",
+    ],
 ]
 
 LATEST = len(MIGRATIONS)
@@ -167,6 +180,27 @@ _USAGE_BOOLEANS = ("stream", "routed")
 
 INSERT_USAGE = f"INSERT INTO usage ({_USAGE}) VALUES ({', '.join('?' for _ in _USAGE_COLUMNS)})"
 SPEND = "SELECT COALESCE(SUM(total_cost_usd), 0.0) FROM usage WHERE key_id = ?"
+
+# -- reservations (service/budget.py) ---------------------------------------------------------------
+# A reservation counts while it has not expired and its request has no ledger row: the row settles it
+# in the commit that writes it. Spent and held are read in one statement, so in one snapshot (in
+# PostgreSQL, each statement of a transaction sees the commits made before it began).
+DELETE_DONE_RESERVATIONS = (
+    "DELETE FROM reservations WHERE key_id = ? AND unit = ? AND (expires <= ? OR EXISTS "
+    "(SELECT 1 FROM usage u WHERE u.request_id = reservations.request_id))"
+)
+SPENT_AND_HELD_USD = (
+    "SELECT (SELECT COALESCE(SUM(total_cost_usd), 0.0) FROM usage WHERE key_id = ?), "
+    "(SELECT COALESCE(SUM(r.amount), 0.0) FROM reservations r WHERE r.key_id = ? AND r.unit = ? "
+    "AND r.expires > ? AND NOT EXISTS (SELECT 1 FROM usage u WHERE u.request_id = r.request_id))"
+)
+INSERT_RESERVATION = (
+    "INSERT INTO reservations (request_id, unit, key_id, amount, expires) VALUES (?, ?, ?, ?, ?)"
+)
+DELETE_RESERVATION = "DELETE FROM reservations WHERE request_id = ? AND unit = ?"
+RENEW_RESERVATION = "UPDATE reservations SET expires = ? WHERE request_id = ? AND unit = ?"
+USD = "usd"
+"""The unit of a reservation of budget (a later one, "tokens", could hold tokens per minute)."""
 
 
 def usage_params(row: UsageRow) -> tuple[Any, ...]:

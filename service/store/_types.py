@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -195,6 +196,25 @@ class Store(ABC):
     @abstractmethod
     async def usage_of(self, request_id: str) -> list[UsageRow]:
         """The ledger rows of one request (one, or none if it was never recorded)."""
+
+    # -- budget reservations (service/budget.py) --------------------------------------------------
+    @abstractmethod
+    async def reserve_usd(
+        self, key_id: str, request_id: str, amount: float, limit: float, now: float, expires: float
+    ) -> tuple[bool, float, float]:
+        """In one transaction, serialised per key: hold `amount` USD for `request_id` until
+        `expires` iff the key's ledger spend plus its open reservations plus `amount` is at most
+        `limit`. Returns (admitted, spent, held): the ledger's sum and the open reservations of
+        the key before this one. A reservation counts until `expires` (compared with the `now` of
+        later calls) or until a ledger row of its request is written, which settles it."""
+
+    @abstractmethod
+    async def release_reservation(self, request_id: str, unit: str = "usd") -> None:
+        """Delete a request's reservation (its request ended without a ledger row)."""
+
+    @abstractmethod
+    async def renew_reservations(self, request_ids: Sequence[str], expires: float, unit: str = "usd") -> None:
+        """Move the expiry of these requests' reservations to `expires` (those still there)."""
 
     # -- deployments -------------------------------------------------------------------------
     @abstractmethod

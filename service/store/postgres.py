@@ -11,7 +11,7 @@ group-committed (`GroupCommit`): the rows of concurrent requests go in one trans
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -35,6 +35,10 @@ WAIT_TIMEOUT = 5.0
 MIN_SIZE, MAX_SIZE = 1, 10
 MIGRATION_LOCK = 0x7075726561692D73
 """`pg_advisory_xact_lock` key held while migrating ("pureai-s" in ASCII)."""
+BUDGET_LOCK = 0x70757262
+"""First half of the two-key `pg_advisory_xact_lock` a budget reservation holds ("purb" in ASCII);
+the second is the hash of the key id."""
+_LOCK_BUDGET = f"SELECT pg_advisory_xact_lock({BUDGET_LOCK}, hashtext(%s))"
 
 Connection = psycopg.AsyncConnection[TupleRow]
 
@@ -226,6 +230,45 @@ class PostgresStore(Store):
         action = f"cannot read usage of request {request_id!r}"
         rows = await self._fetchall(schema.SELECT_USAGE_OF, (request_id,), action)
         return [schema.usage_from_row(row) for row in rows]
+
+    # -- budget reservations ------------------------------------------------------------------
+    async def reserve_usd(
+        self, key_id: str, request_id: str, amount: float, limit: float, now: float, expires: float
+    ) -> tuple[bool, float, float]:
+        """One transaction holding an advisory lock on the key: reservations of one key take turns,
+        and each one's reading of spent and held (one statement) sees the commits before it."""
+        pool = self._ready()
+        with self._errors(f"cannot reserve budget for key {key_id!r}"):
+            async with pool.connection() as conn, conn.transaction():
+                await conn.execute(_LOCK_BUDGET, (key_id,))
+                done = (key_id, schema.USD, now)
+                await conn.execute(schema.pyformat(schema.DELETE_DONE_RESERVATIONS), done)
+                cursor = await conn.execute(
+                    schema.pyformat(schema.SPENT_AND_HELD_USD), (key_id, key_id, schema.USD, now)
+                )
+                row = await cursor.fetchone()
+                spent, held = (float(row[0]), float(row[1])) if row is not None else (0.0, 0.0)
+                admitted = spent + held + amount <= limit
+                if admitted:
+                    params = (request_id, schema.USD, key_id, amount, expires)
+                    await conn.execute(schema.pyformat(schema.INSERT_RESERVATION), params)
+        return admitted, spent, held
+
+    async def release_reservation(self, request_id: str, unit: str = schema.USD) -> None:
+        action = f"cannot release the reservation of request {request_id!r}"
+        await self._execute(schema.DELETE_RESERVATION, (request_id, unit), action)
+
+    async def renew_reservations(
+        self, request_ids: Sequence[str], expires: float, unit: str = schema.USD
+    ) -> None:
+        if not request_ids:
+            return
+        pool = self._ready()
+        with self._errors("cannot renew reservations"):
+            async with pool.connection() as conn, conn.transaction(), conn.cursor() as cursor:
+                await cursor.executemany(
+                    schema.pyformat(schema.RENEW_RESERVATION), [(expires, r, unit) for r in request_ids]
+                )
 
     # -- deployments --------------------------------------------------------------------------
     async def add_deployment(self, deployment: Deployment) -> bool:

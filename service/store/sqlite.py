@@ -32,7 +32,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
@@ -239,6 +239,22 @@ class SQLiteStore(Store):
         rows = await self._run(_fetchall, schema.SELECT_USAGE_OF, (request_id,))
         return [schema.usage_from_row(row) for row in rows]
 
+    # -- budget reservations ------------------------------------------------------------------
+    async def reserve_usd(
+        self, key_id: str, request_id: str, amount: float, limit: float, now: float, expires: float
+    ) -> tuple[bool, float, float]:
+        return await self._run(_reserve_usd, key_id, request_id, amount, limit, now, expires)
+
+    async def release_reservation(self, request_id: str, unit: str = schema.USD) -> None:
+        await self._run(_execute, schema.DELETE_RESERVATION, (request_id, unit))
+
+    async def renew_reservations(
+        self, request_ids: Sequence[str], expires: float, unit: str = schema.USD
+    ) -> None:
+        if request_ids:
+            params = [(expires, request_id, unit) for request_id in request_ids]
+            await self._run(_insert_many, schema.RENEW_RESERVATION, params)
+
     # -- deployments --------------------------------------------------------------------------
     async def add_deployment(self, deployment: Deployment) -> bool:
         return await self._run(_execute, schema.INSERT_DEPLOYMENT, schema.deployment_params(deployment)) == 1
@@ -331,10 +347,37 @@ def _upsert(conn: sqlite3.Connection, feedback: Feedback) -> bool:
     return new
 
 
-_WRITES = (_execute, _insert_many, _upsert)
+def _reserve_usd(
+    conn: sqlite3.Connection,
+    key_id: str,
+    request_id: str,
+    amount: float,
+    limit: float,
+    now: float,
+    expires: float,
+) -> tuple[bool, float, float]:
+    """`Store.reserve_usd` in one `BEGIN IMMEDIATE` transaction: the write lock (and, across
+    processes, the writers' turn) serialises it with every other reservation and ledger commit."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute(schema.DELETE_DONE_RESERVATIONS, (key_id, schema.USD, now))
+        spent, held = conn.execute(schema.SPENT_AND_HELD_USD, (key_id, key_id, schema.USD, now)).fetchone()
+        admitted = float(spent) + float(held) + amount <= limit
+        if admitted:
+            conn.execute(schema.INSERT_RESERVATION, (request_id, schema.USD, key_id, amount, expires))
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return admitted, float(spent), float(held)
+
+
+_WRITES = (_execute, _insert_many, _upsert, _reserve_usd)
 """What writes, and so waits for its turn among the file's writers; everything else reads."""
-_BRIEF = (_insert_many, _fetchone)
-"""What may run on the event loop (see the module's docstring): a batch of ledger rows, one row read."""
+_BRIEF = (_insert_many, _fetchone, _reserve_usd)
+"""What may run on the event loop (see the module's docstring): a batch of ledger rows, one row read,
+a budget reservation."""
 
 
 def _migrate(conn: sqlite3.Connection, where: str) -> None:
