@@ -34,9 +34,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from models_registry import ModelEntry, Provider
+from models_registry import Features, ModelEntry, Provider
 
-from . import logs
+from . import eligibility, logs
 from .breaker import Breaker
 from .errors import APIError, BadRequest, UpstreamError
 from .relay import Relay
@@ -65,6 +65,8 @@ class Target:
     api_key: str | None
     custom: bool = False
     """A `pureai/` deployment: an OpenAI-compatible server with a real /v1/completions endpoint."""
+    features: Features = Features()
+    """What the model accepts on this provider."""
 
     def model(self, kind: Kind) -> str:
         """The litellm model string; a custom deployment's /v1/completions gets the raw prompt."""
@@ -138,9 +140,19 @@ class Executor:
         self._retryable: tuple[type[BaseException], ...] = ()
         self._timeouts: tuple[type[BaseException], ...] = ()
         self._text_clients: dict[tuple[str | None, str | None], Any] = {}
-        self.credentials: dict[str, str] = {}
+        self._credentials: dict[str, str] = {}
+        self._environment: dict[tuple[str, bool], list[str]] = {}  # (model, has key) -> missing names
+
+    @property
+    def credentials(self) -> dict[str, str]:
         """API keys given with deployments registered through the admin API, by "<model>/<provider>";
         they come before the environment variable a provider names."""
+        return self._credentials
+
+    @credentials.setter
+    def credentials(self, value: dict[str, str]) -> None:
+        self._credentials = value
+        self._environment = {}
 
     # -- lifecycle ----------------------------------------------------------------------------
     def start(self) -> None:
@@ -239,29 +251,73 @@ class Executor:
         return sorted(names)
 
     # -- targets ------------------------------------------------------------------------------
-    def targets(self, entry: ModelEntry) -> list[Target]:
-        """The enabled providers that can be called, primary first; BadRequest-free, may be empty."""
+    def targets(
+        self, entry: ModelEntry, needs: eligibility.Needs | None = None, strict: bool = False
+    ) -> list[Target]:
+        """The enabled, configured providers, primary first (may be empty); with `needs`, only those
+        that take the request (`eligibility.lacks`: `strict` wants support known)."""
         out: list[Target] = []
-        ordered = sorted(entry.providers, key=lambda p: p.type != "primary")
-        for provider in ordered:
-            if not provider.enabled:
+        for provider in sorted(entry.providers, key=lambda p: p.type != "primary"):
+            target = self._target(entry, provider)
+            if target is None:
                 continue
-            api_base = provider.api_base or entry.api_base
-            env = provider.api_key_env or entry.api_key_env
-            api_key = self.credentials.get(f"{entry.id}/{provider.id}") or (os.environ.get(env) if env else None)
-            if env and not api_key and not api_base:
-                continue  # its credential is not set: this provider cannot be used
-            if api_base and not api_key:
-                api_key = KEYLESS
-            model = provider.litellm_model or entry.litellm_model
-            out.append(Target(provider, model, api_base, api_key, entry.is_custom))
+            if needs is not None and eligibility.lacks(target.features, needs, strict=strict):
+                continue
+            out.append(target)
         return out
 
+    def _target(self, entry: ModelEntry, provider: Provider) -> Target | None:
+        """The provider ready to call, or None when it is disabled or its credentials are missing."""
+        if not provider.enabled or self.missing(entry, provider):
+            return None
+        api_base = provider.api_base or entry.api_base
+        api_key = self._api_key(entry, provider) or (KEYLESS if api_base else None)
+        model = provider.litellm_model or entry.litellm_model
+        return Target(provider, model, api_base, api_key, entry.is_custom, provider.features)
+
+    def _api_key(self, entry: ModelEntry, provider: Provider) -> str | None:
+        env = provider.api_key_env or entry.api_key_env
+        return self.credentials.get(f"{entry.id}/{provider.id}") or (os.environ.get(env) if env else None)
+
+    def missing(self, entry: ModelEntry, provider: Provider) -> list[str]:
+        """The environment variables `provider` still needs (empty when it is configured): the one
+        its `api_key_env` names, and what litellm says that provider needs besides (Vertex AI its
+        project and location, Bedrock AWS keys, Azure its endpoint and API version). A provider
+        with an `api_base` of its own is configured: it is sent its key when set, else none."""
+        env = provider.api_key_env or entry.api_key_env
+        api_base = provider.api_base or entry.api_base
+        api_key = self._api_key(entry, provider)
+        if api_base:  # its own endpoint: a key if it names one, else none needed
+            return []
+        own = [env] if env and not api_key else []
+        if self._litellm is None:
+            return own
+        # what litellm needs besides the key (when the catalogue names the key's variable)
+        model = provider.litellm_model or entry.litellm_model
+        cache_key = (model, bool(env or api_key))
+        found = self._environment.get(cache_key)
+        if found is None:
+            probe = api_key or (KEYLESS if env else None)
+            try:
+                checked = self._litellm.validate_environment(model=model, api_key=probe)
+                found = [] if checked.get("keys_in_environment") else list(checked.get("missing_keys") or ())
+            except Exception:  # a model string litellm cannot place is not callable either
+                found = [f"(litellm cannot resolve {model!r})"]
+            self._environment[cache_key] = found
+        return own + [name for name in found if name not in own]
+
+    def missing_hint(self, entry: ModelEntry) -> str:
+        """What to set for some provider of `entry` to be configured: "A (openai), or B and C (azure)"."""
+        ways = []
+        for provider in sorted(entry.providers, key=lambda p: p.type != "primary"):
+            names = self.missing(entry, provider) if provider.enabled else []
+            if names:
+                ways.append(f"{' and '.join(names)} ({provider.id})")
+        return ", or ".join(ways)
+
     def unconfigured(self, entry: ModelEntry) -> APIError:
-        names = sorted(
-            {p.api_key_env or entry.api_key_env or "" for p in entry.providers if p.enabled} - {""}
-        )
-        hint = f": set {' or '.join(names)}" if names else ""
+        hint = self.missing_hint(entry)
+        hint = f": set {hint}" if hint else ""
         return UpstreamError(
             f"no provider of {entry.id!r} is configured{hint}",
             code="provider_not_configured",
@@ -271,12 +327,20 @@ class Executor:
 
     # -- calls --------------------------------------------------------------------------------
     async def open(
-        self, kind: Kind, entry: ModelEntry, payload: dict[str, Any], stream: bool, started: float
+        self,
+        kind: Kind,
+        entry: ModelEntry,
+        payload: dict[str, Any],
+        stream: bool,
+        started: float,
+        needs: eligibility.Needs | None = None,
+        strict: bool = False,
     ) -> Opened:
         """Call providers in turn until one answers (or, streamed, sends its first chunk): those the
-        breaker lets through, primary first, each retried after a 5xx or a connection error."""
+        breaker lets through, primary first, each retried after a 5xx or a connection error. With
+        `needs`, only providers that take the request are tried (see `targets`)."""
         assert self._litellm is not None, "Executor.start() was not called"
-        targets = self.targets(entry)
+        targets = self.targets(entry, needs, strict)
         if not targets:
             raise self.unconfigured(entry)
         keys = [f"{entry.id}/{t.provider.id}" for t in targets]
@@ -388,6 +452,8 @@ class Executor:
     ) -> Callable[[], Awaitable[Any]]:
         """One attempt's upstream call, not yet made: through the relay or through litellm."""
         options = {"stream": True, "stream_options": {"include_usage": True}} if stream else {}
+        if target.features.reasoning:
+            payload = eligibility.reasoning_payload(payload)
         if self.use_relay and target.relayed(kind):
             body = {"model": target.litellm_model.removeprefix("openai/"), **payload, **options}
             return functools.partial(self.relay.send, target.url(kind), target.api_key or KEYLESS, body)

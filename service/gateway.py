@@ -20,7 +20,7 @@ from starlette.types import Receive
 
 from models_registry import Catalogue, ModelEntry, load_catalogue
 
-from . import logs, shaping, window
+from . import eligibility, logs, shaping, window
 from .breaker import Breaker
 from .budget import Budgets, BudgetUnavailable, Hold, make_budgets, worst_case
 from .deployments import Deployments
@@ -200,6 +200,31 @@ class Gateway:
             "router_version": self.rollout.state()["version"] if self.rollout else None,
             "upstream_transports": self.executor.transports(),
             "providers": self.executor.breaker.snapshot(),  # the ones cooling down (this process)
+            **self.configured(),
+        }
+
+    def configured(self) -> dict[str, Any]:
+        """Which providers of the enabled models this gateway can call (`configured_providers`),
+        the ones it cannot with the variables they miss (`unconfigured_providers`), and how many
+        enabled models have at least one configured provider (`runnable_models`)."""
+        assert self.catalogue is not None
+        ready: set[str] = set()
+        missing: dict[str, set[str]] = {}
+        runnable = 0
+        for entry in self.catalogue.enabled():
+            runnable += bool(self.executor.targets(entry))
+            for provider in entry.providers:
+                if not provider.enabled:
+                    continue
+                names = self.executor.missing(entry, provider)
+                if names:
+                    missing.setdefault(provider.id, set()).update(names)
+                else:
+                    ready.add(provider.id)
+        return {
+            "configured_providers": sorted(ready),
+            "unconfigured_providers": {p: sorted(n) for p, n in sorted(missing.items()) if p not in ready},
+            "runnable_models": runnable,
         }
 
     def _use_catalogue(self, catalogue: Catalogue, credentials: dict[str, str]) -> None:
@@ -325,32 +350,25 @@ class Gateway:
     # -- pipeline: routing ----------------------------------------------------------------------
     async def decide(
         self,
-        messages: list[dict[str, Any]],
+        payload: dict[str, Any],
         models: list[str] | None,
         cost_weight: float,
         key: KeyRecord,
-        execute: bool = False,
         ctx: Context | None = None,
-    ) -> Any:
-        """The router's decision over `models` or, in auto mode, every model the key may use — and,
-        when the answer is to be run, that has a configured provider (a decision alone needs none).
-        `ctx` learns the deciding router's version. With a shadow router set, it decides too, in the
-        background, and one `pureai.shadow` line logs both decisions."""
-        if models:
-            pool = [self.resolve(m, key, "models").id for m in models]
-        else:
-            entries = self.allowed(key)
-            if execute:
-                entries = [m for m in entries if self.executor.targets(m)] or entries
-            pool = [m.id for m in entries]
-        if not pool:
+    ) -> tuple[Any, list[eligibility.Refusal]]:
+        """The router's decision over the eligible models among `models` or, in auto mode, every
+        model the key may use, and the candidates left out with why (`eligible`). Decision-only and
+        executed requests decide among the same candidates. `ctx` learns the deciding router's
+        version. With a shadow router set, it decides too, in the background, and one
+        `pureai.shadow` line logs both decisions."""
+        asked = [self.resolve(m, key, "models") for m in models] if models else self.allowed(key)
+        if not asked:
             raise Forbidden(
                 "this key may not use any enabled model", code="model_not_allowed", param="models"
             )
-        assert self.catalogue is not None
-        chars = window.prompt_chars({"messages": messages})
-        entries = [self.catalogue.models[m] for m in dict.fromkeys(pool)]
-        pool = [e.id for e in window.fitting(entries, chars)]  # too small a context window: left out
+        messages = payload["messages"]
+        entries, refusals = self.eligible(list({e.id: e for e in asked}.values()), payload)
+        pool = [e.id for e in entries]
         assert self.rollout is not None and self.rollout.current is not None
         current, shadow = self.rollout.current, self.rollout.shadow  # one version per decision
         await self._learned(current.version)
@@ -375,7 +393,48 @@ class Gateway:
                 shadow, request_id, current.version, decision.selected_model, messages, pool, cost_weight
             )
             self._later(self._shadowed(compared))
-        return decision
+        return decision, refusals
+
+    def eligible(
+        self, entries: list[ModelEntry], payload: dict[str, Any]
+    ) -> tuple[list[ModelEntry], list[eligibility.Refusal]]:
+        """`entries` split into the ones this gateway can run for this request (in order) and the
+        ones it cannot, with why; the error `no_eligible_model` when none is left."""
+        needs = eligibility.Needs.of(payload)
+        kept: list[ModelEntry] = []
+        refusals: list[eligibility.Refusal] = []
+
+        def refuse(entry: ModelEntry, reason: str, missing: Sequence[str] = ()) -> None:
+            detail = eligibility.detail(reason, entry, needs, missing)
+            refusals.append(eligibility.Refusal(entry.id, reason, detail))
+
+        for entry in entries:
+            if not entry.priced:
+                refuse(entry, "unpriced")
+                continue
+            configured = self.executor.targets(entry)
+            if not configured:
+                hint = self.executor.missing_hint(entry)
+                refuse(entry, "no_credentials", [hint] if hint else [])
+                continue
+            reasons = [eligibility.lacks(t.features, needs, strict=True) for t in configured]
+            if all(reasons):
+                refuse(entry, str(reasons[0]))
+                continue
+            kept.append(entry)
+        too_long: APIError | None = None
+        if kept:
+            try:
+                fitting = window.fitting(kept, window.prompt_chars(payload))
+            except APIError as exc:  # context_length_exceeded, naming the widest window
+                fitting, too_long = [], exc
+            for entry in kept:
+                if entry not in fitting:
+                    refuse(entry, "context_window")
+            kept = fitting
+        if not kept:
+            raise too_long or eligibility.no_eligible_model(refusals)
+        return kept, refusals
 
     async def _deciding(self, fn: Callable[..., T], *args: Any) -> T:
         """fn(*args): on the event loop when this request is the worker's only one, else on the
@@ -426,13 +485,20 @@ class Gateway:
         usage_chunk: bool = False,
         routing: dict[str, Any] | None = None,
     ) -> Response:
-        """Execute on `entry`'s providers; a JSON response or an SSE stream."""
+        """Execute on `entry`'s providers; a JSON response or an SSE stream. A routed request
+        (`routing` given) only goes to providers known to take what it needs; a model the client
+        named is refused (400) only for what it is known not to take."""
+        needs = eligibility.Needs.of(payload)
+        routed = routing is not None
         try:
             window.refuse_if_over(
                 entry, window.prompt_chars(payload), "messages" if kind == "chat" else "prompt"
             )
+            if not routed:
+                configured = self.executor.targets(entry)
+                eligibility.refuse_named(entry, needs, [t.features for t in configured], payload)
             await self._reserve(ctx, entry, payload)
-            opened = await self._open(ctx, kind, entry, payload, stream)
+            opened = await self._open(ctx, kind, entry, payload, stream, needs, routed)
         except APIError as exc:
             self._failed(ctx, entry, exc)
             exc.recorded = True
@@ -477,11 +543,20 @@ class Gateway:
         return shaping.JSON(body, headers=headers)
 
     async def _open(
-        self, ctx: Context, kind: Kind, entry: ModelEntry, payload: dict[str, Any], stream: bool
+        self,
+        ctx: Context,
+        kind: Kind,
+        entry: ModelEntry,
+        payload: dict[str, Any],
+        stream: bool,
+        needs: eligibility.Needs | None = None,
+        strict: bool = False,
     ) -> Opened:
         """`executor.open`, cancelled (and with it the upstream call) if the client goes away first:
         no response has started yet, so nothing else would notice until the upstream answered."""
-        opening = asyncio.ensure_future(self.executor.open(kind, entry, payload, stream, ctx.started))
+        opening = asyncio.ensure_future(
+            self.executor.open(kind, entry, payload, stream, ctx.started, needs, strict)
+        )
         if ctx.receive is None:
             return await opening
         gone = asyncio.ensure_future(_disconnect(ctx.receive))

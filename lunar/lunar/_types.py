@@ -68,13 +68,19 @@ class Usage(_Value):
 
 
 class RoutingCandidate(_Value):
-    """One model the router weighed: predicted quality, expected cost, and the utility of both."""
+    """One model the router weighed: predicted quality, expected cost, and the utility of both; or
+    one it left out (`eligible` false), with the `reason` code and a `detail` sentence."""
 
     model: str
     quality: float | None = None
     cost_usd: float | None = None
     utility: float | None = None
     quality_source: str | None = None
+    eligible: bool = True
+    reason: str | None = None
+    """Why it was left out: no_credentials, unpriced, no_vision, no_tools, no_response_schema,
+    max_output_tokens or context_window."""
+    detail: str | None = None
 
 
 class RoutingDecision(_Value):

@@ -52,8 +52,7 @@ async def register(request: Request) -> Response:
 async def list_deployments(request: Request) -> dict[str, Any]:
     deployments = await _admin(request)
     registered = await deployments.store.list_deployments()
-    data = [deployment_json(d, deployments.entry(d)) for d in registered]
-    return {"object": "list", "data": data}
+    return {"object": "list", "data": deployments.listing(registered)}
 
 
 # `:path`, since the prefixed form holds a slash ("pureai/gemma-3-4b-it").

@@ -1,10 +1,14 @@
-"""GET /v1/models (the models this key may use) and GET /v1/providers?model=."""
+"""GET /v1/models (the models this key may use) and GET /v1/providers?model= (with whether each
+provider is configured here)."""
 
 from typing import Any
 
 from fastapi import APIRouter, Request
 
+from models_registry import ModelEntry, Provider
+
 from ..errors import BadRequest
+from ..gateway import Gateway
 from . import gateway
 
 router = APIRouter(tags=["models"])
@@ -40,4 +44,15 @@ async def list_providers(request: Request) -> dict[str, Any]:
         raise BadRequest("the query parameter 'model' is required", param="model", code="missing_field")
     entry = gw.resolve(model, ctx.key)
     ordered = sorted(entry.providers, key=lambda p: p.type != "primary")
-    return {"providers": [p.to_api() for p in ordered]}
+    return {"providers": [_provider(gw, entry, p) for p in ordered]}
+
+
+def _provider(gw: Gateway, entry: ModelEntry, provider: Provider) -> dict[str, Any]:
+    """The reference's `{"id", "type", "enabled", "params"}`, and whether this gateway can call it
+    (`configured`; else `missing`: the environment variables to set) and what it accepts there."""
+    missing = gw.executor.missing(entry, provider)
+    item = {**provider.to_api(), "configured": provider.enabled and not missing}
+    if missing:
+        item["missing"] = missing
+    item["features"] = provider.features.to_api()
+    return item

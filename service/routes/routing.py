@@ -1,10 +1,12 @@
 """POST /v1/router: choose a model for the messages, then (by default) run it.
 
-`execute: false` returns the decision only — it calls no provider, so it needs no provider
-credential. The decision carries, beside the reference's three fields, the candidates' predicted
+`execute: false` returns the decision only: it calls no provider, but it chooses among exactly the
+candidates an executed request would (`service.eligibility`), so the model it names can be run
+here. The decision carries, beside the reference's three fields, the candidates' predicted
 quality, expected cost and utility, the prompt's capabilities and complexity, and the version of
 the router that decided (`router_version`; every /v1/router response also has it as the header
-`x-pureai-router-version`).
+`x-pureai-router-version`), and the candidates left out, each `"eligible": false` with a `reason`
+code and a `detail` sentence.
 """
 
 from typing import Any
@@ -12,6 +14,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from ..eligibility import Refusal
 from ..protocol import RouterRequest, parse_body
 from ..shaping import JSON
 from . import gateway
@@ -26,23 +29,23 @@ async def route(request: Request) -> Response:
     async with gw.recorded(ctx):
         req = parse_body(await request.body(), RouterRequest)
         messages = req.message_dicts()
-        decision = await gw.decide(messages, req.models, req.cost_weight, ctx.key, req.execute, ctx)
+        payload = {"messages": messages, **req.upstream_params()}
+        decision, refused = await gw.decide(payload, req.models, req.cost_weight, ctx.key, ctx)
         ctx.model = decision.selected_model
         await gw.admit(ctx)
         routing = decision.to_api()
         entry = gw.resolve(decision.selected_model, ctx.key)
         if not req.execute:
             gw.decided(ctx, entry)
-            body = {**routing, "router_version": ctx.router_version, **_details(decision)}
+            body = {**routing, "router_version": ctx.router_version, **_details(decision, refused)}
             return JSON(body, headers=ctx.headers())
-        payload = {"messages": messages, **req.upstream_params()}
         gw.note_prompt(ctx, messages)
         return await gw.run(
             ctx, "chat", entry, payload, req.stream, usage_chunk=req.include_usage_chunk(), routing=routing
         )
 
 
-def _details(decision: Any) -> dict[str, Any]:
+def _details(decision: Any, refused: list[Refusal]) -> dict[str, Any]:
     return {
         "cost_weight": decision.cost_weight,
         "complexity": round(decision.complexity, 4),
@@ -54,7 +57,9 @@ def _details(decision: Any) -> dict[str, Any]:
                 "cost_usd": float(f"{c.cost_usd:.6g}"),
                 "utility": round(c.utility, 6),
                 "quality_source": c.quality_source,
+                "eligible": True,
             }
             for c in decision.candidates
-        ],
+        ]
+        + [r.to_api() for r in refused],
     }

@@ -53,6 +53,22 @@ def test_the_references_router_response_parses() -> None:
     assert routed.usage is not None and routed.usage.total_cost_usd == 0.00003
 
 
+def test_a_decision_reads_the_candidates_it_left_out() -> None:
+    decision = lunar.RoutingDecision.model_validate(
+        {
+            "selected_model": "gpt-4o-mini",
+            "candidates": [
+                {"model": "gpt-4o-mini", "quality": 0.8, "cost_usd": 1e-4, "utility": 0.7, "eligible": True},
+                {"model": "gemini-2.0-flash", "eligible": False, "reason": "no_credentials", "detail": "set X"},
+            ],
+        }
+    )
+    assert decision.candidates is not None
+    chosen, left_out = decision.candidates
+    assert chosen.eligible and chosen.reason is None
+    assert (left_out.eligible, left_out.reason, left_out.quality) == (False, "no_credentials", None)
+
+
 def test_lists_iterate_over_their_items() -> None:
     models = lunar.ModelList(data=[lunar.Model(id="a"), lunar.Model(id="b")])
     assert [m.id for m in models] == ["a", "b"] == models.ids() and len(models) == 2 and models[1].id == "b"

@@ -146,12 +146,18 @@ def test_models_lists_only_what_the_key_may_use(gateway: Gateway) -> None:
 def test_providers(gateway: Gateway, key: str) -> None:
     r = gateway.http.get("/v1/providers", params={"model": "gpt-4o-mini"}, headers=h(key))
     assert r.status_code == 200
-    assert r.json() == {
-        "providers": [
-            {"id": "openai", "type": "primary", "enabled": True, "params": {}},
-            {"id": "groq", "type": "backup", "enabled": True, "params": {}},
-        ]
-    }
+    reference = ("id", "type", "enabled", "params")
+    providers = r.json()["providers"]
+    assert [{k: p[k] for k in reference} for p in providers] == [
+        {"id": "openai", "type": "primary", "enabled": True, "params": {}},
+        {"id": "groq", "type": "backup", "enabled": True, "params": {}},
+    ]
+    # beyond the reference: whether this gateway can call each, and what the model takes there
+    assert [p["configured"] for p in providers] == [True, True]
+    assert providers[0]["features"]["vision"] is True  # litellm's map for gpt-4o-mini
+    unset = gateway.http.get("/v1/providers", params={"model": "unconfigured-model"}, headers=h(key))
+    assert unset.json()["providers"][0]["configured"] is False
+    assert unset.json()["providers"][0]["missing"] == ["TEST_UNSET_KEY_NOBODY_SETS"]
     missing = gateway.http.get("/v1/providers", headers=h(key))
     assert missing.status_code == 400 and missing.json()["error"]["param"] == "model"
     unknown = gateway.http.get("/v1/providers", params={"model": "gpt-9"}, headers=h(key))
@@ -312,15 +318,15 @@ def test_text_completions_on_a_deployment_send_the_raw_prompt(gateway: Gateway, 
     assert via in gateway.http.get("/ready").json()["upstream_transports"]
 
 
-def test_executed_auto_routing_leaves_out_models_without_a_configured_provider(
-    gateway: Gateway, fresh: Any
-) -> None:
+def test_auto_routing_leaves_out_models_without_a_configured_provider(gateway: Gateway, fresh: Any) -> None:
     key = gateway.new_key(tenant="t-unconfigured", models=["unconfigured-model", "gpt-4o"])
     body = {"messages": [{"role": "user", "content": "Say hi"}], "cost_weight": 1.0}
     decision = gateway.http.post("/v1/router", headers=h(key), json={**body, "execute": False}).json()
-    assert (
-        decision["selected_model"] == "unconfigured-model"
-    )  # the cheaper one: a decision needs no credential
+    # the cheaper one cannot run here: a decision names only what an execution could run
+    assert decision["selected_model"] == "gpt-4o"
+    [left_out] = [c for c in decision["candidates"] if not c["eligible"]]
+    assert (left_out["model"], left_out["reason"]) == ("unconfigured-model", "no_credentials")
+    assert "TEST_UNSET_KEY_NOBODY_SETS" in left_out["detail"]
     executed = gateway.http.post("/v1/router", headers=h(key), json=body)
     assert executed.status_code == 200, executed.text
     assert executed.json()["routing"]["selected_model"] == "gpt-4o"

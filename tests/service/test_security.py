@@ -229,7 +229,7 @@ def test_a_debug_run_leaves_no_secret_in_logs_metrics_or_errors(
     # a deployment registered with a key: the key reaches its server, and nothing else
     deployment_key = "dpl" + secrets.token_hex(12)  # no sk- shape: only its value can hide it
     secrets_.append(deployment_key)
-    registered = {"id": "sec-llama", "api_base": a.url, "api_key": deployment_key}
+    registered = {"id": "sec-llama", "api_base": a.url, "api_key": deployment_key, "free": True}
     assert call("POST", "/v1/admin/deployments", headers=gw.admin(), json=registered).status_code == 201
     assert call("GET", "/v1/admin/deployments", headers=gw.admin()).status_code == 200
     assert call("POST", CHAT, headers=h(key), json=chat(model="pureai/sec-llama")).status_code == 200
