@@ -416,7 +416,11 @@ def test_the_router_leaves_out_models_whose_window_is_too_small(resilient: Gatew
     long = route("Summarise this text: " + "word " * TINY_WINDOW, pool)  # ~1,250 tokens at 4 a token
     assert long.status_code == 200, long.text
     assert long.json()["selected_model"] in {"gpt-4o-mini", "claude-3-haiku"}
-    assert {c["model"] for c in long.json()["candidates"]} == {"gpt-4o-mini", "claude-3-haiku"}
+    candidates = long.json()["candidates"]
+    assert {c["model"] for c in candidates if c["eligible"]} == {"gpt-4o-mini", "claude-3-haiku"}
+    assert [(c["model"], c["reason"]) for c in candidates if not c["eligible"]] == [
+        ("tiny-ctx", "context_window")
+    ]
     refused = route("word " * (TINY_WINDOW * 2), ["tiny-ctx"])
     assert refused.status_code == 400, refused.text
     assert refused.json()["error"]["code"] == "context_length_exceeded"
