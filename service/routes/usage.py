@@ -1,4 +1,9 @@
-"""GET /v1/usage: the ledger's rows for the calling key (an admin key may read any key or tenant)."""
+"""GET /v1/usage: the ledger's rows for the calling key (an admin key may read any key or tenant).
+
+`data` holds the newest `limit` rows matching the filters (`start`, `end`, `key_id`, `tenant`);
+`totals` sums every row they match, however many `limit` leaves out (two statements: a row written
+between them can be in one and not the other).
+"""
 
 from dataclasses import asdict
 from typing import Any
@@ -25,14 +30,12 @@ async def usage(request: Request) -> dict[str, Any]:
         key_id, tenant = q.get("key_id") or None, q.get("tenant") or None
     assert gw.store is not None
     rows = await gw.store.usage(key_id=key_id, tenant=tenant, since=since, until=until, limit=limit)
-    data = [asdict(r) for r in rows]
-    totals = {
-        "requests": len(rows),
-        "prompt_tokens": sum(r.prompt_tokens for r in rows),
-        "completion_tokens": sum(r.completion_tokens for r in rows),
-        "total_cost_usd": round(sum(r.total_cost_usd for r in rows), 10),
+    totals = await gw.store.usage_totals(key_id=key_id, tenant=tenant, since=since, until=until)
+    return {
+        "object": "list",
+        "data": [asdict(r) for r in rows],
+        "totals": {**asdict(totals), "total_cost_usd": round(totals.total_cost_usd, 10)},
     }
-    return {"object": "list", "data": data, "totals": totals}
 
 
 def time_param(value: str | None, name: str) -> float | None:
@@ -41,7 +44,9 @@ def time_param(value: str | None, name: str) -> float | None:
         return parse_time(value)
     except ValueError:
         raise BadRequest(
-            f"'{name}' must be unix seconds or an ISO 8601 time, got {value!r}", param=name
+            f"'{name}' must be unix seconds or an ISO 8601 time, got {value!r}",
+            param=name,
+            code="invalid_value",
         ) from None
 
 
@@ -53,5 +58,7 @@ def _int(value: str | None, name: str, default: int) -> int:
     except ValueError:
         n = 0
     if not 1 <= n <= 100_000:
-        raise BadRequest(f"'{name}' must be an integer in [1, 100000], got {value!r}", param=name)
+        raise BadRequest(
+            f"'{name}' must be an integer in [1, 100000], got {value!r}", param=name, code="invalid_value"
+        )
     return n

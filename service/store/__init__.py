@@ -14,7 +14,17 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import unquote
 
-from ._types import Deployment, Feedback, KeyRecord, RouterStat, Scored, Store, TrainingRow, UsageRow
+from ._types import (
+    Deployment,
+    Feedback,
+    KeyRecord,
+    RouterStat,
+    Scored,
+    Store,
+    TrainingRow,
+    UsageRow,
+    UsageTotals,
+)
 from .errors import StoreError, redact
 from .postgres import PostgresStore
 from .sqlite import SQLiteStore
@@ -31,6 +41,7 @@ __all__ = [
     "StoreError",
     "TrainingRow",
     "UsageRow",
+    "UsageTotals",
     "open_store",
 ]
 

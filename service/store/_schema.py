@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from dataclasses import astuple, fields
 from typing import Any
 
-from ._types import Deployment, Feedback, KeyRecord, RouterStat, Scored, TrainingRow, UsageRow
+from ._types import Deployment, Feedback, KeyRecord, RouterStat, Scored, TrainingRow, UsageRow, UsageTotals
 from .errors import StoreError
 
 # Migration N is MIGRATIONS[N - 1]; append, never edit one that has shipped.
@@ -226,6 +226,36 @@ def usage_query(
     """The statement and parameters of `Store.usage`: filters joined with AND, newest first."""
     if limit < 0:
         raise StoreError(f"usage limit must be 0 or more, not {limit}")
+    where, params = _usage_where(key_id, tenant, since, until)
+    # request_id breaks ties between rows of the same instant, so the order is always the same.
+    sql = f"SELECT {_USAGE} FROM usage{where} ORDER BY created DESC, request_id DESC LIMIT ?"
+    return sql, (*params, limit)
+
+
+def usage_totals_query(
+    key_id: str | None, tenant: str | None, since: float | None, until: float | None
+) -> tuple[str, tuple[Any, ...]]:
+    """The statement and parameters of `Store.usage_totals`: the sums over every row `usage_query`
+    filters in, whatever its limit."""
+    where, params = _usage_where(key_id, tenant, since, until)
+    sql = (
+        "SELECT COUNT(*), COALESCE(SUM(prompt_tokens), 0), COALESCE(SUM(completion_tokens), 0), "
+        f"COALESCE(SUM(total_cost_usd), 0.0) FROM usage{where}"
+    )
+    return sql, params
+
+
+def usage_totals_from_row(row: Sequence[Any] | None) -> UsageTotals:
+    if row is None:
+        return UsageTotals(0, 0, 0, 0.0)
+    requests, prompt, completion, cost = row
+    return UsageTotals(int(requests), int(prompt), int(completion), float(cost))
+
+
+def _usage_where(
+    key_id: str | None, tenant: str | None, since: float | None, until: float | None
+) -> tuple[str, tuple[Any, ...]]:
+    """The WHERE clause (empty without filters) and parameters of the ledger's filters."""
     conditions: list[str] = []
     params: list[Any] = []
     for condition, value in (
@@ -237,10 +267,7 @@ def usage_query(
         if value is not None:
             conditions.append(condition)
             params.append(value)
-    where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
-    # request_id breaks ties between rows of the same instant, so the order is always the same.
-    sql = f"SELECT {_USAGE} FROM usage{where} ORDER BY created DESC, request_id DESC LIMIT ?"
-    return sql, (*params, limit)
+    return (f" WHERE {' AND '.join(conditions)}" if conditions else ""), tuple(params)
 
 
 # -- feedback ---------------------------------------------------------------------------------

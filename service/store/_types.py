@@ -73,6 +73,17 @@ class UsageRow:
 
 
 @dataclass(frozen=True)
+class UsageTotals:
+    """Sums over the ledger rows a filter matches (`Store.usage_totals`)."""
+
+    requests: int
+    """Rows: every request, answered or refused."""
+    prompt_tokens: int
+    completion_tokens: int
+    total_cost_usd: float
+
+
+@dataclass(frozen=True)
 class Feedback:
     """A score a client gave one of its requests' answers, under a metric ("score" by default)."""
 
@@ -188,6 +199,17 @@ class Store(ABC):
         limit: int = 1000,
     ) -> list[UsageRow]:
         """Rows filtered by key, tenant and `since <= created < until`, newest first, at most `limit`."""
+
+    @abstractmethod
+    async def usage_totals(
+        self,
+        *,
+        key_id: str | None = None,
+        tenant: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+    ) -> UsageTotals:
+        """Sums over every row `usage` filters in with the same filters, however many it returns."""
 
     @abstractmethod
     async def spend_usd(self, key_id: str) -> float:

@@ -23,7 +23,17 @@ from psycopg_pool import AsyncConnectionPool
 
 from . import _schema as schema
 from ._group import GroupCommit
-from ._types import Deployment, Feedback, KeyRecord, RouterStat, Scored, Store, TrainingRow, UsageRow
+from ._types import (
+    Deployment,
+    Feedback,
+    KeyRecord,
+    RouterStat,
+    Scored,
+    Store,
+    TrainingRow,
+    UsageRow,
+    UsageTotals,
+)
 from .errors import StoreError, redact
 
 __all__ = ["PostgresStore"]
@@ -221,6 +231,17 @@ class PostgresStore(Store):
         query, params = schema.usage_query(key_id, tenant, since, until, limit)
         rows = await self._fetchall(query, params, "cannot read usage")
         return [schema.usage_from_row(row) for row in rows]
+
+    async def usage_totals(
+        self,
+        *,
+        key_id: str | None = None,
+        tenant: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+    ) -> UsageTotals:
+        query, params = schema.usage_totals_query(key_id, tenant, since, until)
+        return schema.usage_totals_from_row(await self._fetchone(query, params, "cannot sum usage"))
 
     async def spend_usd(self, key_id: str) -> float:
         row = await self._fetchone(schema.SPEND, (key_id,), f"cannot sum spend of key {key_id!r}")

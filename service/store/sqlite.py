@@ -38,7 +38,17 @@ from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
 from . import _schema as schema
 from ._group import GroupCommit
-from ._types import Deployment, Feedback, KeyRecord, RouterStat, Scored, Store, TrainingRow, UsageRow
+from ._types import (
+    Deployment,
+    Feedback,
+    KeyRecord,
+    RouterStat,
+    Scored,
+    Store,
+    TrainingRow,
+    UsageRow,
+    UsageTotals,
+)
 from .errors import StoreError
 
 __all__ = ["SQLiteStore"]
@@ -230,6 +240,17 @@ class SQLiteStore(Store):
         sql, params = schema.usage_query(key_id, tenant, since, until, limit)
         rows = await self._run(_fetchall, sql, params)
         return [schema.usage_from_row(row) for row in rows]
+
+    async def usage_totals(
+        self,
+        *,
+        key_id: str | None = None,
+        tenant: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+    ) -> UsageTotals:
+        sql, params = schema.usage_totals_query(key_id, tenant, since, until)
+        return schema.usage_totals_from_row(await self._run(_fetchone, sql, params))
 
     async def spend_usd(self, key_id: str) -> float:
         row = await self._run(_fetchone, schema.SPEND, (key_id,))

@@ -39,6 +39,7 @@ from service.store import (
     StoreError,
     TrainingRow,
     UsageRow,
+    UsageTotals,
     open_store,
 )
 from service.store import _schema as schema
@@ -286,6 +287,31 @@ def test_usage_filters_and_order(engine: Engine) -> None:
             assert await ids(limit=0) == []
             with pytest.raises(StoreError, match="limit"):
                 await store.usage(limit=-1)
+
+    asyncio.run(body())
+
+
+def test_usage_totals_cover_every_row_the_filters_match(engine: Engine) -> None:
+    rows = [
+        row("a100", "a", "t1", 100.0, prompt_tokens=10, completion_tokens=1, total_cost_usd=0.25),
+        row("a200", "a", "t1", 200.0, prompt_tokens=20, completion_tokens=2, total_cost_usd=0.5),
+        row("a300", "a", "t1", 300.0, status=502, error="upstream_error"),
+        row("b200", "b", "t2", 200.0, prompt_tokens=40, completion_tokens=4, total_cost_usd=1.0),
+    ]
+
+    async def body() -> None:
+        async with opened(engine.make()) as store:
+            assert await store.usage_totals() == UsageTotals(0, 0, 0, 0.0)
+            for r in rows:
+                await store.record_usage(r)
+            assert await store.usage_totals() == UsageTotals(4, 70, 7, 1.75)
+            assert await store.usage_totals(key_id="a") == UsageTotals(3, 30, 3, 0.75)
+            assert await store.usage_totals(tenant="t2") == UsageTotals(1, 40, 4, 1.0)
+            assert await store.usage_totals(since=200.0, until=300.0) == UsageTotals(2, 60, 6, 1.5)
+            assert await store.usage_totals(key_id="a", tenant="t2") == UsageTotals(0, 0, 0, 0.0)
+            # the same filters as `usage`, whatever its limit leaves out
+            page = await store.usage(key_id="a", limit=1)
+            assert len(page) == 1 and (await store.usage_totals(key_id="a")).requests == 3
 
     asyncio.run(body())
 
@@ -771,6 +797,7 @@ def test_public_names() -> None:
             "RouterStat",
             "Scored",
             "UsageRow",
+            "UsageTotals",
             "Store",
             "StoreError",
             "TrainingRow",
@@ -787,7 +814,12 @@ def test_public_names() -> None:
 def test_deployments(engine: Engine) -> None:
     from service.store import Deployment
 
-    spec = {"id": "pureai/a", "owned_by": "pureai", "api_base": "http://h/v1", "quality_priors": {"default": 0.5}}
+    spec = {
+        "id": "pureai/a",
+        "owned_by": "pureai",
+        "api_base": "http://h/v1",
+        "quality_priors": {"default": 0.5},
+    }
     first = Deployment("pureai/a", spec, {"pureai": "sk-a-secret"}, created=10.0)
     second = Deployment("pureai/b", {**spec, "id": "pureai/b", "input_per_mtok": 0.125}, {}, created=5.0)
 

@@ -76,6 +76,27 @@ def test_usage_filters_by_time_and_limit(gateway: Gateway, fresh: Any, key: str)
     assert gateway.http.get("/v1/usage", headers=h(key), params={"limit": "0"}).status_code == 400
 
 
+def test_totals_cover_every_matching_row_not_only_the_page(gateway: Gateway, fresh: Any) -> None:
+    key = gateway.new_key(tenant="t-totals")
+    chat = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "count me"}]}
+    usages = [
+        gateway.http.post("/v1/chat/completions", headers=h(key), json=chat).json()["usage"] for _ in range(3)
+    ]
+    whole = rows_of(gateway, key, 3)
+    assert len(whole["data"]) == 3
+    for limit in (1, 2, 3):
+        page = gateway.http.get("/v1/usage", headers=h(key), params={"limit": limit}).json()
+        assert len(page["data"]) == limit
+        assert page["totals"] == whole["totals"]
+    totals = whole["totals"]
+    assert totals["requests"] == 3
+    assert totals["prompt_tokens"] == sum(u["prompt_tokens"] for u in usages)
+    assert totals["completion_tokens"] == sum(u["completion_tokens"] for u in usages)
+    assert totals["total_cost_usd"] == pytest.approx(sum(u["total_cost_usd"] for u in usages))
+    later = gateway.http.get("/v1/usage", headers=h(key), params={"start": time.time() + 60}).json()
+    assert later["data"] == [] and later["totals"]["requests"] == 0  # filters still apply
+
+
 def test_a_key_reads_only_its_own_rows_an_admin_reads_any(gateway: Gateway, fresh: Any) -> None:
     mine = gateway.new_key(tenant="t-mine")
     theirs = gateway.new_key(tenant="t-theirs")
