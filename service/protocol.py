@@ -259,7 +259,11 @@ class FeedbackRequest(BaseModel):
     def value(self) -> float:
         """The score (thumbs up 1.0, down 0.0); BadRequest unless exactly one of the two is given."""
         if (self.score is None) == (self.thumbs is None):
-            raise BadRequest("give either 'score' (0 to 1) or 'thumbs' ('up' or 'down')", param="score")
+            raise BadRequest(
+                "give either 'score' (0 to 1) or 'thumbs' ('up' or 'down')",
+                param="score",
+                code="invalid_value",
+            )
         if self.score is not None:
             return float(self.score)
         return 1.0 if self.thumbs == "up" else 0.0

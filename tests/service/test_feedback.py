@@ -91,6 +91,7 @@ def test_bad_feedback_is_a_400(gateway: Gateway, fresh: Any, key: str) -> None:
         r = rate(gateway, key, request_id=request_id, **body)
         assert r.status_code == 400, (body, r.text)
         assert r.json()["error"]["param"] == param, (body, r.json())
+        assert r.json()["error"]["code"] in ("invalid_value", "missing_field"), (body, r.json())
     assert gateway.http.get("/v1/feedback", headers=h(key)).json()["data"] == []
 
 
