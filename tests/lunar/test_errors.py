@@ -103,15 +103,16 @@ def test_a_rate_limited_key_gets_a_rate_limit_error_with_retry_after(gateway: Ga
 
 
 def test_a_spent_budget_is_a_rate_limit_error_that_is_not_retried(gateway: Gateway, fresh: Any) -> None:
+    # a budget below one request's worst case: the first request is refused before any provider
     c = Counted(gateway, gateway.new_key(tenant="t-budget", budget_usd=1e-9))
     try:
-        c.client.chat.completions.create(model="gpt-4o-mini", messages=HELLO)
         with pytest.raises(lunar.RateLimitError) as info:
             c.client.chat.completions.create(model="gpt-4o-mini", messages=HELLO)
     finally:
         c.close()
     assert info.value.code == "insufficient_quota" and info.value.retry_after is None
-    assert len(c.sent) == 2  # max_retries=2, but waiting does not refill a budget
+    assert len(c.sent) == 1  # max_retries=2, but waiting does not refill a budget
+    assert fresh[0].requests() == []
 
 
 def test_every_provider_failing_is_an_internal_server_error(gateway: Gateway, fresh: Any, key: str) -> None:
