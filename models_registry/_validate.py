@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from ._entry import CAPABILITIES, CUSTOM_PREFIX, Features, Provider
 from .errors import CatalogueError
@@ -53,6 +53,11 @@ DEFAULT_EXPECTED_OUTPUT_TOKENS = 400
 
 _SECRET_KEYS = frozenset({"api_key", "apikey", "api-key", "secret", "secret_key", "password", "token"})
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_SECRET_PARAM = re.compile(
+    r"(?:^|[-_])(?:key|apikey|token|secret|password|passwd|sig|signature|credentials?)$|^(?:auth|code)$",
+    re.IGNORECASE,
+)
+"""Query parameter names that carry a credential: key, api_key, api-key, access_token, sig, ..."""
 
 
 @dataclass(frozen=True)
@@ -270,11 +275,22 @@ def _providers(f: _Fields, owned_by: str) -> tuple[Provider, ...]:
 
 
 def _url(f: _Fields, key: str) -> str | None:
+    """An http(s) URL without credentials: no `user:password@` and no query parameter named like a
+    key (`?key=`, `?api_key=`, `?token=`, ...). A URL is shown by GET /v1/admin/deployments, kept in
+    files that go into version control and logged; the key belongs in the variable `api_key_env`
+    names. The message never repeats the credential."""
     url = f.text(key)
     if url is not None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise f.fail(key, f"must be an http:// or https:// URL, got {url!r}")
+        if "@" in parts.netloc:
+            raise f.fail(key, "must not hold credentials (user:password@host): set api_key_env to the "
+                         "NAME of the environment variable that holds the key")  # fmt: skip
+        for name, _ in parse_qsl(parts.query, keep_blank_values=True):
+            if _SECRET_PARAM.search(name):
+                raise f.fail(key, f"must not hold credentials (the query parameter {name!r}): set "
+                             "api_key_env to the NAME of the environment variable that holds the key")  # fmt: skip
     return url
 
 

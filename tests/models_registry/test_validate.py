@@ -194,3 +194,44 @@ def test_nothing_is_half_loaded(write_catalogue: Write, model: str) -> None:
     bad = model.replace('"acme-small"', '"acme-bad"').replace("= 1.0", "= -1.0")
     with pytest.raises(CatalogueError, match="acme-bad"):
         load_catalogue(write_catalogue(model + bad))
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("https://user:hunter22secret@llm.example.com/v1", "user:password@host"),
+        ("https://hunter22secret@llm.example.com/v1", "user:password@host"),
+        ("https://llm.example.com/v1?key=hunter22secret", "'key'"),
+        ("https://llm.example.com/v1?alt=sse&api_key=hunter22secret", "'api_key'"),
+        ("https://llm.example.com/v1?apiKey=hunter22secret", "'apiKey'"),
+        ("https://llm.example.com/v1?access_token=hunter22secret", "'access_token'"),
+        ("https://llm.example.com/v1?X-Amz-Signature=hunter22secret", "'X-Amz-Signature'"),
+    ],
+)
+@pytest.mark.parametrize("where", ["model", "provider"])
+def test_credentials_in_an_api_base_are_refused(
+    write_catalogue: Write, model: str, assert_names: Names, url: str, shown: str, where: str
+) -> None:
+    """A URL is shown by the admin API, logged and kept in version control: the key goes in the
+    variable api_key_env names. The error names the field and never repeats the secret."""
+    extra = f'api_base = "{url}"\n'
+    text = model + extra if where == "model" else model + PRIMARY + extra
+    path = write_catalogue(text)
+    error = load_error(path)
+    assert "must not hold credentials" in str(error) and shown in str(error) and "api_key_env" in str(error)
+    assert "hunter22secret" not in str(error)
+    assert_names(error, path, "acme-small", "api_base" if where == "model" else "providers[0].api_base")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://llm.example.com/v1?api-version=2024-06-01",  # Azure's, not a credential
+        "https://llm.example.com/v1?monkey=1&keyword=x",
+        "http://10.0.0.5:8000/v1",  # a private address: the operator's own file (the gateway's SSRF
+        "http://localhost:8000/v1",  # policy covers the admin API; see service/ssrf.py)
+    ],
+)
+def test_an_api_base_without_credentials_loads(write_catalogue: Write, model: str, url: str) -> None:
+    path = write_catalogue(model + f'api_base = "{url}"\n')
+    assert load_catalogue(path).models["acme-small"].api_base == url
