@@ -265,6 +265,13 @@ class Provider(_Value):
     """Either "primary" or "backup"."""
     enabled: bool = True
     params: dict[str, Any] = {}
+    configured: bool | None = None
+    """Whether the gateway has the credentials this provider needs (None from a server that does
+    not say); else `missing` names the environment variables to set."""
+    missing: list[str] | None = None
+    features: dict[str, Any] | None = None
+    """What the model takes on this provider: vision, function_calling, response_schema,
+    max_output_tokens, reasoning (None where unknown)."""
 
 
 class ProviderList(_Value):

@@ -133,11 +133,14 @@ def test_models_lists_only_what_the_key_may_use(gateway: Gateway) -> None:
 
 def test_providers(client: Lunar) -> None:
     providers = client.providers.list(model="gpt-4o-mini")
-    assert [p.model_dump() for p in providers] == [
+    reference = ("id", "type", "enabled", "params")
+    assert [{k: v for k, v in p.model_dump().items() if k in reference} for p in providers] == [
         {"id": "openai", "type": "primary", "enabled": True, "params": {}},
         {"id": "groq", "type": "backup", "enabled": True, "params": {}},
     ]
     assert len(providers) == 2 and providers[0].id == "openai"
+    assert providers[0].configured is True and providers[0].missing is None
+    assert providers[0].features is not None and providers[0].features["vision"] is True
     with pytest.raises(lunar.NotFoundError) as info:
         client.providers.list(model="gpt-9")
     assert info.value.code == "model_not_found"
