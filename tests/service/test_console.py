@@ -760,6 +760,9 @@ def test_the_keys_table_fits_its_panel_with_a_long_model_list(
     name = "every-model-" + os.urandom(3).hex()
     limits = {"rpm": 50, "tpm": 1_000_000, "budget_usd": 125.5}
     body = {"tenant": "t-wide", "name": name, "models": models, **limits}
+    # a name and a tenant with no break in them must break, not widen the table
+    unbroken = {"tenant": "t" + os.urandom(24).hex(), "name": "k" + os.urandom(24).hex()}
+    assert gateway.http.post("/v1/admin/keys", headers=gateway.admin(), json=unbroken).status_code == 201
     made = gateway.http.post("/v1/admin/keys", headers=gateway.admin(), json=body)
     assert made.status_code == 201, made.text
     key_id = made.json()["id"]
