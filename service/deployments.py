@@ -17,16 +17,28 @@ Each worker re-reads the registered deployments from the store when its view is 
 worker that registers or removes one re-reads at once. A store that cannot be read leaves the last
 view in place. A stored deployment that no longer builds (its id now in the catalogue file) is left
 out and logged.
+
+Its endpoints pass the gateway's SSRF policy (service/ssrf.py): no `user:password@`, and no private,
+loopback, link-local or metadata address (a literal one, in any spelling, or one its host name
+resolves to) unless `PUREAI_ALLOW_PRIVATE_UPSTREAMS` allows it: else a 400 `upstream_not_allowed`
+naming the field. Each new view checks the stored ones again and leaves out one now refused.
+
+Its API keys are sealed (service/sealing.py) with `PUREAI_SECRET_KEY` before they reach the store;
+without that setting a key is refused (400 naming `api_key`: name a variable with `api_key_env`).
+A key an earlier version stored in clear is still used, and logged as such at each new view.
+Every key the gateway holds is redacted by value from the logs and from upstream messages relayed
+to clients (`logs.hide`): these keys, and the value of every variable an `api_key_env` names.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
 import time
-from collections.abc import Callable
-from typing import Any, Literal
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
@@ -34,7 +46,12 @@ from models_registry import CUSTOM_PREFIX, Catalogue, CatalogueError, ModelEntry
 
 from . import logs
 from .errors import BadRequest, Conflict
+from .sealing import Sealer, SealError, sealed
+from .ssrf import Refused, Upstreams
 from .store import Deployment, Store, StoreError
+
+if TYPE_CHECKING:
+    from .settings import Settings
 
 __all__ = [
     "DEFAULT_CONTEXT_WINDOW",
@@ -43,6 +60,7 @@ __all__ = [
     "NewDeployment",
     "catalogue_json",
     "deployment_json",
+    "env_credentials",
 ]
 
 log = logging.getLogger("pureai.service")
@@ -207,6 +225,28 @@ def catalogue_json(entry: ModelEntry) -> dict[str, Any]:
     return {**_entry_json(entry, "catalogue", {}), "created": None}
 
 
+def _endpoints(spec: NewDeployment) -> list[tuple[str, str]]:
+    """(field, URL) of each endpoint a request gives."""
+    out = [("api_base", spec.api_base)]
+    out += [
+        (f"providers[{i}].api_base", p.api_base) for i, p in enumerate(spec.providers or ()) if p.api_base
+    ]
+    return out
+
+
+def _refused(field: str, exc: Refused) -> BadRequest:
+    return BadRequest(f"{field}: {exc}", param=field, code="upstream_not_allowed")
+
+
+def env_credentials(models: Iterable[ModelEntry]) -> list[str]:
+    """The values of the environment variables the models' `api_key_env`s name, set or not."""
+    names = set()
+    for entry in models:
+        names.add(entry.api_key_env)
+        names.update(p.api_key_env for p in entry.providers)
+    return [value for name in names if name and (value := os.environ.get(name))]
+
+
 def _bad(exc: CatalogueError) -> BadRequest:
     """A registry check's failure as a 400 naming the field of the request."""
     field = exc.field or "id"
@@ -217,7 +257,8 @@ class Deployments:
     """One worker's view of the registered deployments, and the catalogue they make with the file's.
 
     `on_change(catalogue, credentials)` hears every new view: the file's models and the registered
-    ones, and the API keys by "<model id>/<provider id>"."""
+    ones, and the API keys by "<model id>/<provider id>". `upstreams` is the SSRF policy (None: none,
+    for tests of other parts); `sealer` seals API keys for the store (None: keys are refused)."""
 
     def __init__(
         self,
@@ -225,15 +266,40 @@ class Deployments:
         store: Store,
         cache_s: float,
         on_change: Callable[[Catalogue, dict[str, str]], None],
+        *,
+        upstreams: Upstreams | None = None,
+        sealer: Sealer | None = None,
     ) -> None:
         self.base = base
         self.store = store
         self.cache_s = cache_s
         self._on_change = on_change
+        self.upstreams = upstreams
+        self.sealer = sealer
+        logs.hide(env_credentials(base.models.values()))  # the provider keys the file's models name
         self.registered: list[Deployment] = []
         self.entries: dict[str, ModelEntry] = {}
         self._read_at = -float("inf")  # monotonic time of the last read of the store
         self._lock = asyncio.Lock()
+
+    @classmethod
+    def from_settings(
+        cls,
+        base: Catalogue,
+        store: Store,
+        settings: Settings,
+        on_change: Callable[[Catalogue, dict[str, str]], None],
+    ) -> Deployments:
+        """The gateway's: the SSRF policy from `allow_private_upstreams`, trusting the endpoints
+        of `base` (the operator's file), and keys sealed with `secret_key`."""
+        return cls(
+            base,
+            store,
+            settings.deployment_cache_s,
+            on_change,
+            upstreams=Upstreams.parse(settings.allow_private_upstreams).trusting(base),
+            sealer=Sealer.from_setting(settings.secret_key),
+        )
 
     def build(self, spec: NewDeployment) -> tuple[Deployment, ModelEntry]:
         """A new deployment from a request, checked as a catalogue entry; BadRequest (400) for a bad
@@ -269,7 +335,39 @@ class Deployments:
             entry = load_entry(_table(spec, model_id), SOURCE)
         except CatalogueError as exc:
             raise _bad(exc) from None
-        return Deployment(model_id, _table(spec, model_id), _secrets(spec, entry), time.time()), entry
+        if self.upstreams is not None:
+            for field, url in _endpoints(spec):
+                try:
+                    self.upstreams.check_url(url)
+                except Refused as exc:
+                    raise _refused(field, exc) from None
+        secrets = _secrets(spec, entry)
+        if secrets and self.sealer is None:
+            field = (
+                "api_key"
+                if spec.api_key
+                else next(f"providers[{i}].api_key" for i, p in enumerate(spec.providers or ()) if p.api_key)
+            )
+            raise BadRequest(
+                f"{field}: this gateway stores no API key, since PUREAI_SECRET_KEY (which encrypts them) "
+                "is not set; set it, or give api_key_env: the NAME of an environment variable holding the key",
+                param=field,
+                code="invalid_value",
+            )
+        if self.sealer is not None:
+            secrets = {provider: self.sealer.seal(key) for provider, key in secrets.items()}
+        return Deployment(model_id, _table(spec, model_id), secrets, time.time()), entry
+
+    async def check_endpoints(self, spec: NewDeployment) -> None:
+        """The SSRF policy's look-up of each endpoint's host name: a 400 `upstream_not_allowed`
+        naming the field when one resolves to an address the policy refuses, or does not resolve."""
+        if self.upstreams is None:
+            return
+        for field, url in _endpoints(spec):
+            try:
+                await self.upstreams.check(url)
+            except Refused as exc:
+                raise _refused(field, exc) from None
 
     def entry(self, deployment: Deployment) -> ModelEntry:
         return load_entry(deployment.spec, SOURCE)
@@ -303,21 +401,46 @@ class Deployments:
 
     def _use(self, registered: list[Deployment]) -> None:
         entries: dict[str, ModelEntry] = {}
+        credentials: dict[str, str] = {}
+        clear: list[str] = []
         for deployment in registered:
             if deployment.id in self.base.models:
                 log.error("registered deployment %s is left out: the catalogue file has it", deployment.id)
                 continue
             try:
-                entries[deployment.id] = self.entry(deployment)
-            except CatalogueError as exc:
+                entry = self.entry(deployment)
+                self._check_stored(entry)
+                keys = {p: self._open(key) for p, key in deployment.secrets.items()}
+            except (CatalogueError, Refused, SealError) as exc:
                 log.error("registered deployment %s is left out: %s", deployment.id, exc)
+                continue
+            entries[deployment.id] = entry
+            credentials.update({f"{deployment.id}/{p}": key for p, key in keys.items()})
+            if any(not sealed(key) for key in deployment.secrets.values()):
+                clear.append(deployment.id)
+        if clear:
+            log.warning(
+                "registered deployments with API keys stored in clear by an earlier version: %s; "
+                "register them again (with PUREAI_SECRET_KEY set) to store their keys encrypted",
+                ", ".join(clear),
+            )
         self.registered, self.entries = registered, entries
-        credentials = {
-            f"{d.id}/{provider}": key
-            for d in registered
-            if d.id in entries
-            for provider, key in d.secrets.items()
-        }
         logs.hide(credentials.values())
+        logs.hide(env_credentials(entries.values()))
         catalogue = Catalogue(models={**self.base.models, **entries}, source=self.base.source)
         self._on_change(catalogue, credentials)
+
+    def _check_stored(self, entry: ModelEntry) -> None:
+        """A stored deployment's endpoints against this gateway's policy (it may have changed, or a
+        gateway with another setting may have registered it); names are checked at connect time."""
+        if self.upstreams is not None:
+            for url in (entry.api_base, *(p.api_base for p in entry.providers)):
+                if url:
+                    self.upstreams.check_url(url)
+
+    def _open(self, stored: str) -> str:
+        if self.sealer is not None:
+            return self.sealer.open(stored)
+        if sealed(stored):
+            raise SealError("its API key is encrypted and PUREAI_SECRET_KEY is not set")
+        return stored

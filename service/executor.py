@@ -16,6 +16,11 @@ was fine). Every attempt feeds the per-provider `Breaker`, which decides which p
 Targets that need no translation (`Target.relayed`: an OpenAI-compatible endpoint of their own) are
 called through `relay.Relay` instead of litellm: the same attempts, answers and errors, without
 litellm's per-call set-up and per-chunk objects.
+
+With `upstreams` (the SSRF policy, service/ssrf.py) set, the relay checks each address it connects to;
+a call through litellm to an `api_base` has its host resolved and checked right before the call
+(litellm resolves it again: see the policy's docstring for that gap). A refused address is
+`ssrf.Refused`, a connection failure: the next provider is tried.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ from . import eligibility, logs
 from .breaker import Breaker
 from .errors import APIError, BadRequest, UpstreamError
 from .relay import Relay
+from .ssrf import Refused, Upstreams
 
 __all__ = ["Attempted", "Executor", "Opened", "Target"]
 
@@ -144,6 +150,15 @@ class Executor:
         self._environment: dict[tuple[str, bool], list[str]] = {}  # (model, has key) -> missing names
 
     @property
+    def upstreams(self) -> Upstreams | None:
+        """The SSRF policy for every call (None: none); set before the first call."""
+        return self.relay.upstreams
+
+    @upstreams.setter
+    def upstreams(self, value: Upstreams | None) -> None:
+        self.relay.upstreams = value
+
+    @property
     def credentials(self) -> dict[str, str]:
         """API keys given with deployments registered through the admin API, by "<model>/<provider>";
         they come before the environment variable a provider names."""
@@ -181,6 +196,7 @@ class Executor:
             lx.ServiceUnavailableError,
             lx.BadGatewayError,
             aiohttp.ClientError,  # the relay's connection failures
+            Refused,  # an address the SSRF policy refuses
             *self._timeouts,
         )
         log.info("litellm %s ready; aiohttp transport: %s", _version(), self.aiohttp_transport)
@@ -432,6 +448,7 @@ class Executor:
         first_token_s: float | None = None,
     ) -> Opened:
         call = self._call(kind, target, payload, stream)
+        await self._check_upstream(kind, target)
         if not stream:
             response = await asyncio.wait_for(call(), self.timeout_s)
             now = time.perf_counter()
@@ -469,6 +486,18 @@ class Executor:
         if target.model(kind).startswith(TEXT_PREFIX):
             kwargs["client"] = self._text_client(target)
         return functools.partial(lt.acompletion if kind == "chat" else lt.atext_completion, **kwargs)
+
+    async def _check_upstream(self, kind: Kind, target: Target) -> None:
+        """A litellm call's `api_base` against the SSRF policy, its host resolved now (the relay
+        checks the addresses it connects to itself)."""
+        upstreams = self.upstreams
+        if upstreams is None or not target.api_base or (self.use_relay and target.relayed(kind)):
+            return
+        try:
+            await upstreams.check(target.api_base)
+        except Refused as exc:
+            log.warning("refused to call %s (%s): %s", exc.host, target.provider.id, exc.reason)
+            raise
 
     async def _first(
         self, call: Callable[[], Awaitable[Any]], target: Target, attempts: list[Attempted], started: float

@@ -142,7 +142,8 @@ class Gateway:
         self.budgets = make_budgets(self.store, redis_url, ttl_s=ttl, fail_open=s.rate_limit_fail_open)
         admin = s.admin_key.get_secret_value() if s.admin_key else None
         self.keys = KeyRing(self.store, admin, s.key_cache_s, self.metrics.key_lookup)
-        self.deployments = Deployments(self.catalogue, self.store, s.deployment_cache_s, self._use_catalogue)
+        self.deployments = Deployments.from_settings(self.catalogue, self.store, s, self._use_catalogue)
+        self.executor.upstreams = self.deployments.upstreams  # the SSRF policy (service/ssrf.py)
         await self.deployments.refresh()
         await self._purge_prompts()
         if admin is None and await self.store.count_admin_keys() == 0:

@@ -17,17 +17,28 @@ Errors: an HTTP error status raises `UpstreamStatus` (`status_code`, the provide
 `response_headers`; `ContextWindowExceeded` for a 400 about the context length); an `error` frame
 mid-stream raises `UpstreamStatus` too; connection failures are aiohttp's `ClientError`s, and a
 read that waits longer than the timeout raises `TimeoutError` (aiohttp's `ServerTimeoutError`).
+
+SSRF (service/ssrf.py), with `upstreams` given: a URL is checked before its first call (no
+`user:password@`, no refused literal address: aiohttp resolves no literal), and the session's
+resolver checks every address a host name resolves to before it is connected to (`ssrf.Refused`
+inside aiohttp's `ClientConnectorDNSError`), so a name re-pointed after registration is refused
+at connect time. Redirects are not followed: a 3xx is an `UpstreamStatus`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import socket
 from collections.abc import AsyncGenerator, Mapping
 from typing import Any
 
 import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.resolver import DefaultResolver
 
 from .shaping import dumps, loads
+from .ssrf import Refused, Upstreams
 
 __all__ = ["ContextWindowExceeded", "Relay", "UpstreamStatus"]
 
@@ -35,6 +46,8 @@ MAX_ERROR_BYTES = 64 * 1024
 FINISH_S = 0.5
 """How long a stream's end (after [DONE]) may take to arrive before its connection is closed."""
 _CONTEXT_HINTS = ("context_length_exceeded", "maximum context length", "context window")
+
+log = logging.getLogger("pureai.relay")
 
 
 class UpstreamStatus(Exception):
@@ -51,33 +64,74 @@ class ContextWindowExceeded(UpstreamStatus):
     """A 400 saying the prompt is over the model's context window."""
 
 
+class GuardedResolver(AbstractResolver):
+    """aiohttp's resolver, refusing a host whose addresses `upstreams` does not allow."""
+
+    def __init__(self, upstreams: Upstreams) -> None:
+        self.upstreams = upstreams
+        self._inner = DefaultResolver()
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        results = await self._inner.resolve(host, port, family)
+        try:
+            self.upstreams.check_addresses(host, port, [r["host"] for r in results])
+        except Refused as exc:
+            log.warning("refused to connect to %s:%d: %s", host, port, exc.reason)
+            raise
+        return results
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+
 class Relay:
-    def __init__(self, timeout_s: float) -> None:
+    def __init__(self, timeout_s: float, upstreams: Upstreams | None = None) -> None:
         self.timeout = aiohttp.ClientTimeout(total=None, sock_connect=timeout_s, sock_read=timeout_s)
+        self.upstreams = upstreams
+        """The SSRF policy (None: every address is called; set before the first call)."""
         self._session: aiohttp.ClientSession | None = None
+        self._resolver: GuardedResolver | None = None
+        self._checked: set[str] = set()  # URLs that passed `Upstreams.check_url`
         self.used = False  # it has made a call (for /ready's `upstream_transports`)
 
     async def close(self) -> None:
         session, self._session = self._session, None
+        resolver, self._resolver = self._resolver, None
         if session is not None:
             await session.close()
+        if resolver is not None:
+            await resolver.close()
 
     def _ready(self) -> aiohttp.ClientSession:
         self.used = True
         if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
+            if self.upstreams is not None and self._resolver is None:
+                self._resolver = GuardedResolver(self.upstreams)
+            connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, resolver=self._resolver)
             self._session = aiohttp.ClientSession(connector=connector, timeout=self.timeout)
         return self._session
+
+    def _check(self, url: str) -> None:
+        if self.upstreams is not None and url not in self._checked:
+            try:
+                self.upstreams.check_url(url)
+            except Refused as exc:
+                log.warning("refused to call %s: %s", exc.host, exc.reason)
+                raise
+            self._checked.add(url)
 
     async def send(self, url: str, api_key: str, body: dict[str, Any]) -> dict[str, Any] | Frames:
         """POST `body` to `url`: the answer (a dict), or, when `body` asks for a stream, an async
         iterator of its chunks (dicts) once the response headers are in; its `aclose()` closes
         the upstream response."""
         headers = {"authorization": f"Bearer {api_key}", "content-type": "application/json"}
-        response = await self._ready().post(url, data=dumps(body), headers=headers)
+        self._check(url)
+        response = await self._ready().post(url, data=dumps(body), headers=headers, allow_redirects=False)
         stream = bool(body.get("stream"))
         try:
-            if response.status >= 400:
+            if response.status >= 300:  # a redirect is not followed: it could lead anywhere
                 raise await _status_error(response)
             if not stream:
                 answer: dict[str, Any] = loads(await response.read())
@@ -165,6 +219,8 @@ def _data(frame: bytes) -> bytes | None:
 
 
 async def _status_error(response: aiohttp.ClientResponse) -> UpstreamStatus:
+    if response.status < 400:
+        return UpstreamStatus(response.status, "the provider redirected; the gateway follows no redirects")
     raw = await response.content.read(MAX_ERROR_BYTES)
     message = raw.decode("utf-8", "replace").strip() or response.reason or f"status {response.status}"
     code = None

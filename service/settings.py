@@ -48,6 +48,15 @@ class Settings(BaseSettings):
     default_rpm: int | None = Field(None, ge=1)
     """Requests per minute for keys created without a limit."""
     default_tpm: int | None = Field(None, ge=1)
+    allow_private_upstreams: str = ""
+    """Private, loopback, link-local or metadata addresses that deployments registered through the
+    admin API may call: networks, addresses and host names, comma-separated
+    (`10.0.0.0/8,::1,vllm.internal`); default none (service/ssrf.py). The catalogue file's own
+    endpoints need no entry."""
+    secret_key: SecretStr | None = None
+    """Encrypts the API keys of deployments registered through the admin API in the store: 32+
+    random characters; `new,old` re-keys (service/sealing.py). Unset: such keys are refused (name an
+    environment variable with `api_key_env` instead)."""
 
     request_timeout_s: float = Field(120.0, gt=0)
     """Per upstream attempt: connect + whole answer (non-streamed) or time between stream events."""

@@ -38,6 +38,7 @@ async def register(request: Request) -> Response:
     deployments = await _admin(request)
     spec = parse_body(await request.body(), NewDeployment)
     deployment, entry = deployments.build(spec)
+    await deployments.check_endpoints(spec)  # the SSRF policy's DNS look-ups
     if not await deployments.store.add_deployment(deployment):
         raise Conflict(
             f"a deployment {deployment.id!r} is registered already; delete it first to replace it",

@@ -8,7 +8,8 @@ itself: the two thread hops cost ~0.2 ms of a lone request's latency on a VM, mo
 itself. Calls whose cost grows with the data (lists, exports, deleting expired prompts) always run
 in a thread, so that they never hold up /health or a request that arrives meanwhile.
 
-The file is in WAL mode with `synchronous=FULL`: a row is on disk when `record_usage` returns, and
+The file (and its -wal, -shm and lock files) is 0600, in a folder created 0700. It is in WAL mode
+with `synchronous=FULL`: a row is on disk when `record_usage` returns, and
 survives the process being killed. Ledger rows are group-committed (`GroupCommit`: the rows of
 concurrent requests share one transaction, so one fsync); every other statement outside migrations
 runs in autocommit mode, so it is committed on return.
@@ -151,7 +152,7 @@ class SQLiteStore(Store):
             conn: sqlite3.Connection | None = None
             try:
                 if str(self.path) != ":memory:":
-                    self.path.parent.mkdir(parents=True, exist_ok=True)
+                    _private(self.path)
                     lock = f"{self.path}-writer.lock"
                     self._writers = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
                 conn = sqlite3.connect(
@@ -417,6 +418,18 @@ def _migrate(conn: sqlite3.Connection, where: str) -> None:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
+
+
+def _private(path: Path) -> None:
+    """The store's folder (if new) 0700 and its file 0600, before SQLite opens it: its -wal and -shm
+    files take the file's mode. A file an earlier version made 0644 is made 0600; an existing folder
+    is left as it is (it may be shared, like /tmp)."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600))
+    for name in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        with contextlib.suppress(FileNotFoundError, PermissionError):  # another user's: theirs to set
+            if name.stat().st_mode & 0o077:
+                name.chmod(0o600)
 
 
 def _wal(conn: sqlite3.Connection) -> None:

@@ -79,7 +79,10 @@ def gateway_env(catalogue_file: Path, data: Path, **extra: str) -> dict[str, str
     """The environment of a test gateway. Same-provider retries, the circuit breaker and rate-limit
     cooldowns are off: a scripted fault then costs exactly one attempt per provider, and no test
     finds a provider cooling down after an earlier test's faults (the breaker's state outlives a
-    request). tests/service/test_resilience.py turns them on, on a gateway of its own."""
+    request). tests/service/test_resilience.py turns them on, on a gateway of its own.
+
+    `Gateway.start` adds the operator's settings every test gateway shares: the admin key, the key
+    that seals deployment API keys, and the SSRF allow-list for loopback (the fake upstreams')."""
     return {
         "PUREAI_CATALOGUE": str(catalogue_file),
         "PUREAI_DATABASE_URL": store_url(data),

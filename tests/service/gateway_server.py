@@ -21,6 +21,11 @@ from typing import IO, Any
 import httpx
 
 ADMIN_KEY = "adm-test-Zq8p3LrT0vWc"
+SECRET_KEY = "test-secret-key-nR4vT8wQ2zL6pX0cY5mB"
+"""PUREAI_SECRET_KEY of every test gateway: deployments registered with an `api_key` are sealed."""
+LOOPBACK = "127.0.0.0/8,::1"
+"""PUREAI_ALLOW_PRIVATE_UPSTREAMS of every test gateway: the operator allows loopback, where the
+fake upstreams (and so the deployments the tests register) run. tests/service/test_ssrf.py unsets it."""
 PUREAI = Path(sys.executable).with_name("pureai")
 
 
@@ -49,6 +54,8 @@ class Gateway:
         full = {
             **os.environ,
             "PUREAI_ADMIN_KEY": ADMIN_KEY,
+            "PUREAI_SECRET_KEY": SECRET_KEY,
+            "PUREAI_ALLOW_PRIVATE_UPSTREAMS": LOOPBACK,
             "LITELLM_LOCAL_MODEL_COST_MAP": "True",
             "PUREAI_LOG_LEVEL": "info",
         }

@@ -12,10 +12,11 @@ import pytest
 
 from models_registry import load_catalogue
 from service.deployments import Deployments, NewDeployment
+from service.sealing import Sealer
 from service.store import open_store
 from tests.service.conftest import gateway_env
 from tests.service.fake_upstream import FakeUpstream
-from tests.service.gateway_server import Gateway
+from tests.service.gateway_server import SECRET_KEY, Gateway
 
 SECRET = "sk-deploy-Qv7Lw3Zr9T"
 MODEL = "pureai/fake-llama"
@@ -256,7 +257,8 @@ def test_the_listing_has_the_catalogue_files_deployments_with_their_prices(
     """`Deployments.listing`, GET /v1/admin/deployments' data: the registered ones, then the
     catalogue file's pureai/ models with their base URL, prices and context window."""
     base = load_catalogue(catalogue_file)
-    deployments = Deployments(base, open_store(str(tmp_path / "unused.db")), 0.0, lambda *_: None)
+    store, sealer = open_store(str(tmp_path / "unused.db")), Sealer([SECRET_KEY])
+    deployments = Deployments(base, store, 0.0, lambda *_: None, sealer=sealer)
     mine, _ = deployments.build(NewDeployment(id="mine", api_base="http://h/v1", api_key=SECRET, free=True))
     listed = deployments.listing([mine])
     assert [(d["model"], d["source"]) for d in listed] == [
