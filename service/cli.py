@@ -71,7 +71,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
+    from .server import Config, Grace, Limits, serve
 
     settings = _settings(args)
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
@@ -88,23 +88,28 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if busy is not None:  # before the store is touched: a start that cannot serve spends no admin key
         print(f"pureai: error: cannot listen on {settings.host}:{settings.port}: {busy}", file=sys.stderr)
         return 1
+    short = _raise_fd_limit(settings.max_connections + settings.max_concurrency + FDS_BESIDE)
+    if short is not None:
+        print(f"pureai: warning: {short}", file=sys.stderr, flush=True)
     created = asyncio.run(_bootstrap(settings))
     logs.install(settings)  # uvicorn's own lines too (log_config=None: it configures no handler)
     metrics_dir = _metrics_dir(settings.workers)
     try:
-        uvicorn.run(
-            "service.asgi:factory",
-            factory=True,
-            host=settings.host,
-            port=settings.port,
-            workers=settings.workers,
-            loop="uvloop" if sys.platform != "win32" else "asyncio",
-            http="httptools",
-            log_level=settings.log_level,
-            log_config=None,
-            # uvicorn annotates it as int, but only hands it to asyncio.wait_for: a float works
-            timeout_graceful_shutdown=settings.graceful_timeout_s,  # type: ignore[arg-type]
-            access_log=False,  # the gateway writes one access line per request (service/logs.py)
+        serve(
+            Config(
+                "service.asgi:factory",
+                limits=Limits.of(settings),
+                factory=True,
+                host=settings.host,
+                port=settings.port,
+                workers=settings.workers,
+                loop="uvloop" if sys.platform != "win32" else "asyncio",
+                log_level=settings.log_level,
+                log_config=None,
+                # uvicorn annotates it as int, but only hands it to asyncio.timeout: a float works
+                timeout_graceful_shutdown=Grace(settings.graceful_timeout_s).wait_s,  # type: ignore[arg-type]
+                access_log=False,  # the gateway writes one access line per request (service/logs.py)
+            )
         )
     except SystemExit as exc:  # uvicorn's exit when the server did not start (bind, lifespan)
         if created is not None and exc.code not in (0, None):
@@ -113,6 +118,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     finally:
         if metrics_dir is not None:
             shutil.rmtree(metrics_dir, ignore_errors=True)
+    if settings.workers > 1:  # the supervisor, its workers gone: its teardown took 0.4-0.6 s
+        _exit_cleanly(signal.SIGTERM, None)
     return 0
 
 
@@ -126,6 +133,33 @@ def _cannot_listen(host: str, port: int) -> str | None:
             sock.bind((host, port))
         except OSError as exc:
             return exc.strerror or str(exc)
+    return None
+
+
+FDS_BESIDE = 256
+"""File descriptors a worker needs beside its client connections and one upstream connection per
+request in flight: the store, logs, the limiter, litellm's pools, the router's files."""
+
+
+def _raise_fd_limit(needed: int) -> str | None:
+    """Raise the soft limit of open files to `needed` (at most the hard limit), as Go's runtime does
+    at start: a service manager's soft default of 1,024 would make accept() fail long before
+    PUREAI_MAX_CONNECTIONS is reached. Returns a warning when the hard limit is below `needed`."""
+    try:
+        import resource
+    except ImportError:  # not on this platform
+        return None
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= needed:
+        return None
+    target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+    if target > soft:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    if target < needed:
+        return (
+            f"the open-file limit is {target}, below the {needed} that PUREAI_MAX_CONNECTIONS and "
+            "PUREAI_MAX_CONCURRENCY need; raise it (ulimit -n, LimitNOFILE=) or lower them"
+        )
     return None
 
 

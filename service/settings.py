@@ -90,8 +90,27 @@ class Settings(BaseSettings):
     """Requests in flight per worker (a stream counts until it ends); one more gets an immediate
     503 `overloaded` with Retry-After, never a queue. /health and /ready are not counted."""
     graceful_timeout_s: float = Field(30.0, ge=0)
-    """On SIGTERM: new connections are refused at once, open requests and streams get this long to
-    finish; the rest are cut (their ledger rows still written) and the process exits."""
+    """On SIGTERM: new connections are refused at once (every worker's), open requests and streams
+    get most of this long to finish; the rest are cut (a stream ends with an SSE error event
+    `shutdown`, a request waiting upstream gets 503 `shutdown`; their ledger rows still written),
+    and the process has exited by the end of it (service/server.py `Grace`)."""
+
+    # Limits on the connection, enforced by service/server.py's protocol before any other work.
+    max_header_bytes: int = Field(64 * 1024, ge=1024)
+    """A request's head (request line and headers) larger than this gets 431."""
+    max_headers: int = Field(100, ge=1)
+    """A request with more header fields than this gets 431."""
+    max_url_bytes: int = Field(8 * 1024, ge=256)
+    """A request target longer than this gets 414."""
+    header_timeout_s: float = Field(10.0, gt=0)
+    """A request's head must be complete within this long of the connection's start (or of the end
+    of the previous response on a keep-alive connection): else a connection that sent nothing is
+    closed, and one that sent part of a head gets 408."""
+    keep_alive_s: float = Field(5.0, gt=0)
+    """An idle keep-alive connection is closed after this long."""
+    max_connections: int = Field(1000, ge=1)
+    """Open connections per worker; one more takes the place of the connection that has waited
+    longest for a request with nothing in flight, or is closed at once if all are busy."""
 
     log_prompts: bool = False
     """Keep each answered chat's last user turn in the store (for `pureai export`); off by default."""
