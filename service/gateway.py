@@ -31,6 +31,7 @@ from .learning import Learner
 from .limits import Limiter, LimiterUnavailable, LimitResult, make_limiter
 from .metrics import Metrics
 from .rollout import Rollout
+from .server import Grace
 from .settings import Settings
 from .store import KeyRecord, SQLiteStore, Store, StoreError, UsageRow, open_store
 from .streaming import Stream, Tally
@@ -41,9 +42,6 @@ log = logging.getLogger("pureai.service")
 
 Kind = Literal["chat", "text"]
 T = TypeVar("T")
-
-DRAIN_S = 10.0
-"""At shutdown, how long `stop()` waits for open streams and ledger writes before it gives up."""
 
 
 @dataclass
@@ -152,22 +150,29 @@ class Gateway:
         await self.executor.warm()
 
     async def stop(self) -> None:
-        await self._drain()
-        await self.executor.close()
-        if self.limiter is not None:
-            await self.limiter.close()
-        if self.budgets is not None:
-            await self.budgets.close()
-        if self.store is not None:
-            await self.store.close()
+        """Drain, then close, each within its share of the graceful period (service/server.py
+        `Grace`), so that the process exits within PUREAI_GRACEFUL_TIMEOUT_S of SIGTERM."""
+        grace = Grace(self.settings.graceful_timeout_s)
+        await self._drain(grace.drain_s)
+        try:
+            async with asyncio.timeout(grace.close_s):
+                await self.executor.close()
+                if self.limiter is not None:
+                    await self.limiter.close()
+                if self.budgets is not None:
+                    await self.budgets.close()
+                if self.store is not None:
+                    await self.store.close()
+        except TimeoutError:
+            log.error("closing the upstream clients and the store took over %.2f s; exiting", grace.close_s)
         self._deciders.shutdown(wait=False)
         self.metrics.close()
 
-    async def _drain(self) -> None:
+    async def _drain(self, within_s: float) -> None:
         """Wait for open streams and background ledger writes. uvicorn calls the lifespan's shutdown
         after its graceful deadline has cancelled the requests still open: those are ending now, each
         billing what it sent (`Stream`), and their rows must be written before the store closes."""
-        deadline = time.monotonic() + DRAIN_S
+        deadline = time.monotonic() + within_s
         while self._tasks:
             left = deadline - time.monotonic()
             if left <= 0:

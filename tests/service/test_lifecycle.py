@@ -138,14 +138,22 @@ def test_sigterm_refuses_new_connections_and_lets_fifty_open_streams_finish(
     assert all((r.status, r.error, r.stream, r.completion_tokens) == (200, None, True, 30) for r in rows)
 
 
-def test_streams_past_the_graceful_deadline_are_cut_and_still_billed(
+EXIT_TOLERANCE_S = 0.15
+"""How far past the grace period a measured exit may be: the budget (service/server.py `Grace`) ends
+the process inside the period; this covers the test's own side, the signal's delivery and the wait
+for the child's exit status in a thread of a busy machine."""
+
+
+def test_streams_past_the_graceful_deadline_end_with_a_shutdown_event_within_the_grace(
     catalogue_file: Path, tmp_path: Path, fresh: Upstreams
 ) -> None:
-    """With a 1 s deadline and streams that need 5 s: at the deadline the streams are cut, a
-    non-streamed request still waiting upstream gets a 503 `shutdown` (not uvicorn's bare 500), the
-    process exits soon after, and every request has its ledger row, the streams' with the tokens they
-    sent."""
-    grace, slack = 1.0, 3.0
+    """With a 1 s grace period and streams that need 5 s: at the deadline each stream ends with an
+    SSE error event `shutdown` in place of [DONE], between two frames, and a complete chunked body
+    (no client error: a deliberate stop, not a broken network); a non-streamed request still
+    waiting upstream gets a 503 `shutdown` (not uvicorn's bare 500); the process has exited 0 within
+    the grace period (+ EXIT_TOLERANCE_S), and every request has its ledger row, the streams' with
+    the tokens they sent."""
+    grace = 1.0
     a, _ = fresh
     n = 10
     a.script(*({"content": words(50), "chunk_delay_ms": 100} for _ in range(n)), {"headers_delay_ms": 5000})
@@ -158,27 +166,22 @@ def test_streams_past_the_graceful_deadline_are_cut_and_still_billed(
     with Gateway.start(env) as gw:
         key = gw.new_key(tenant="t-cut")
 
-        async def stream(c: httpx.AsyncClient, i: int, first: asyncio.Event) -> tuple[str, str]:
-            """Read a stream; `first` is set once its first content arrived. Its text and ending."""
-            text: list[str] = []
+        async def stream(c: httpx.AsyncClient, i: int, first: asyncio.Event) -> tuple[bytes, str]:
+            """Read a stream; `first` is set once its first content arrived. Its body and ending."""
+            raw = b""
             try:
                 async with c.stream(
                     "POST", "/v1/chat/completions", headers=h(key), json=chat(f"s{i}", stream=True)
                 ) as r:
-                    async for line in r.aiter_lines():
-                        if line.startswith("data: {"):
-                            event = json.loads(line[6:])
-                            if "error" in event:
-                                return "".join(text), "error event"
-                            text.append(event["choices"][0]["delta"].get("content") or "")
+                    async for part in r.aiter_raw():
+                        raw += part
+                        if b'"content":"w' in raw:
                             first.set()
-                        elif line == "data: [DONE]":
-                            return "".join(text), "done"
             except httpx.HTTPError as exc:
-                return "".join(text), type(exc).__name__
-            return "".join(text), "closed"
+                return raw, type(exc).__name__
+            return raw, "complete"
 
-        async def body() -> tuple[list[tuple[str, str]], httpx.Response, int, float]:
+        async def body() -> tuple[list[tuple[bytes, str]], httpx.Response, int, float]:
             limits = httpx.Limits(max_connections=n + 1)
             async with httpx.AsyncClient(base_url=gw.url, timeout=60, limits=limits, trust_env=False) as c:
                 firsts = [asyncio.Event() for _ in range(n)]
@@ -194,10 +197,15 @@ def test_streams_past_the_graceful_deadline_are_cut_and_still_billed(
                 return await asyncio.gather(*streams), await plain, code, exit_s
 
         ends, plain, code, exit_s = asyncio.run(body())
-    assert code == 0 and grace <= exit_s < grace + slack, exit_s
-    for text, end in ends:
-        assert end in ("RemoteProtocolError", "ReadError", "error event", "closed"), end
-        assert text and len(text) < len(words(50))  # some of it, not all
+    assert code == 0 and exit_s <= grace + EXIT_TOLERANCE_S, exit_s
+    assert exit_s >= grace / 2  # the streams had most of the period to finish
+    for raw, end in ends:
+        assert end == "complete", (end, raw[-200:])
+        events = frames(raw)  # whole frames only
+        assert events[-1]["error"]["code"] == "shutdown", events[-1]
+        assert set(events[-1]["error"]) == ERROR_FIELDS
+        assert "[DONE]" not in events
+        assert 0 < len(text_of(events)) < len(words(50))  # some of it, not all
     assert_error(plain, 503, "shutdown")
     assert plain.headers["retry-after"] == "1"
     rows = ledger(env, "t-cut")
@@ -205,6 +213,45 @@ def test_streams_past_the_graceful_deadline_are_cut_and_still_billed(
     assert len(streamed) == n and all((r.status, r.error) == (200, "shutdown") for r in streamed)
     assert all(r.completion_tokens > 0 for r in streamed)  # what was sent is billed
     assert [(r.status, r.error) for r in rows if not r.stream] == [(503, "shutdown")]
+
+
+def test_two_workers_refuse_new_connections_at_once_and_exit_within_the_grace(
+    catalogue_file: Path, tmp_path: Path, fresh: Upstreams
+) -> None:
+    """With 2 workers the supervisor holds the listening socket too: on SIGTERM it must close at once
+    (a connect() is refused while streams still run, instead of being accepted by the kernel and never
+    answered), and the whole tree exits within the grace period, the streams ending with `shutdown`."""
+    grace = 2.0
+    a, _ = fresh
+    n = 4
+    a.script(*({"content": words(60), "chunk_delay_ms": 100} for _ in range(n)))  # ~6 s each
+    env = gateway_env(
+        catalogue_file, tmp_path, PUREAI_GRACEFUL_TIMEOUT_S=str(grace), PUREAI_REQUEST_TIMEOUT_S="30"
+    )
+    with Gateway.start(env, workers=2) as gw:
+        wait_for_workers(gw, 2)
+        key = gw.new_key(tenant="t-two-stop")
+
+        async def body() -> tuple[list[tuple[int, bytes, str]], float, bool, int, float]:
+            async with httpx.AsyncClient(base_url=gw.url, timeout=60, trust_env=False) as c:
+                streams = [
+                    asyncio.create_task(read_stream(c, key, chat(f"s{i}", stream=True))) for i in range(n)
+                ]
+                await a.wait_for_async(lambda reqs: len(reqs) == n, timeout=30)
+                sent = time.monotonic()
+                gw.process.send_signal(signal.SIGTERM)
+                refused_after = await asyncio.to_thread(wait_until_refused, gw.port)
+                running = not any(r["finished"] for r in await asyncio.to_thread(a.requests))
+                code = await asyncio.to_thread(gw.process.wait, 30)
+                exit_s = time.monotonic() - sent
+                return await asyncio.gather(*streams), refused_after, running, code, exit_s
+
+        results, refused_after, running_when_refused, code, exit_s = asyncio.run(body())
+    assert running_when_refused and refused_after < 0.5, refused_after
+    assert code == 0 and exit_s <= grace + EXIT_TOLERANCE_S, exit_s
+    for status, raw, end in results:
+        assert (status, end) == (200, "complete")
+        assert frames(raw)[-1]["error"]["code"] == "shutdown"
 
 
 # -- kill -9 --------------------------------------------------------------------------------------
