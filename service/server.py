@@ -208,19 +208,42 @@ class HttpProtocol(HttpToolsProtocol):
     # -- reading -------------------------------------------------------------------------------
     def data_received(self, data: bytes) -> None:
         head = self._head
-        if head < 0:
-            if head == _BODY:
-                self._unset_keepalive_if_required()
-                self._feed(data)
-            return  # _DROPPING
-        room = self._max_head - head
-        if len(data) <= room:
+        if head >= 0:
+            if len(data) > self._max_head - head:
+                self._past_the_head(data)
+                return
             self._head = head + len(data)
-            self._feed(data)
-            return
-        # More than the head may still take: the parser gets that much, and the rest only if the head
-        # ended within it. (A pipelined request's head that begins in a chunk ending the previous
-        # request is counted from the next chunk: at most twice the limit.)
+        elif head == _BODY:
+            self._unset_keepalive_if_required()
+        else:
+            return  # _DROPPING
+        try:
+            self.parser.feed_data(data)
+        except (httptools.HttpParserUpgrade, httptools.HttpParserError) as exc:
+            self._parser_stopped(exc)
+
+    def _parser_stopped(self, exc: Exception) -> bool:
+        """What uvicorn's `data_received` does when the parser stops (an upgrade, an error), and our
+        refusals; False if the connection was refused."""
+        if isinstance(exc, httptools.HttpParserUpgrade):
+            if self._should_upgrade():
+                self.handle_websocket_upgrade()
+            else:
+                self._unsupported_upgrade_warning()
+            return True
+        if self._refusal is not None:
+            self._refuse(*self._refusal)
+        else:
+            msg = "Invalid HTTP request received."
+            self.logger.warning(msg)
+            self.send_400_response(msg)
+        return False
+
+    def _past_the_head(self, data: bytes) -> None:
+        """`data` holds more than the head may still take: the parser gets that much, and the rest
+        only if the head ended within it (a pipelined request's head that begins in the chunk ending
+        the request before it is counted from the next chunk on: at most twice the limit)."""
+        room = self._max_head - self._head
         self._head = self._max_head
         if not self._feed(data[:room]):
             return
@@ -231,45 +254,26 @@ class HttpProtocol(HttpToolsProtocol):
         self.data_received(data[room:])
 
     def _feed(self, data: bytes) -> bool:
-        """uvicorn's `data_received`, answering our refusals; False if the connection was refused."""
+        """The parser fed `data`; False if the connection was refused."""
         try:
             self.parser.feed_data(data)
-        except httptools.HttpParserUpgrade:
-            if self._should_upgrade():
-                self.handle_websocket_upgrade()
-            else:
-                self._unsupported_upgrade_warning()
-        except httptools.HttpParserError:
-            if self._refusal is not None:
-                self._refuse(*self._refusal)
-            else:
-                msg = "Invalid HTTP request received."
-                self.logger.warning(msg)
-                self.send_400_response(msg)
-            return False
+        except (httptools.HttpParserUpgrade, httptools.HttpParserError) as exc:
+            return self._parser_stopped(exc)
         return True
 
-    def on_url(self, url: bytes) -> None:
-        self.url += url
-        if len(self.url) > self._max_url:
-            self._refusal = (414, "url_too_long", f"the request URL is longer than {self._max_url} bytes")
-            raise _Refused
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        if len(self.headers) >= self._max_headers:
+    def on_headers_complete(self) -> None:
+        # The URL and the header count are checked once the head is whole: its size is bounded, so
+        # the parse was cheap, and uvicorn's per-piece callbacks stay as they are.
+        if len(self.headers) > self._max_headers:
             self._refusal = (
                 431,
                 "too_many_headers",
                 f"the request has more than {self._max_headers} headers",
             )
             raise _Refused
-        name = name.lower()
-        value = value.rstrip(b" \t")  # as uvicorn's: llhttp keeps trailing whitespace
-        if name == b"expect" and value.lower() == b"100-continue":
-            self.expect_100_continue = True
-        self.headers.append((name, value))
-
-    def on_headers_complete(self) -> None:
+        if len(self.url) > self._max_url:
+            self._refusal = (414, "url_too_long", f"the request URL is longer than {self._max_url} bytes")
+            raise _Refused
         self._head = _BODY
         self._waiting.pop(self, None)
         self._unset_keepalive_if_required()
