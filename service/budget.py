@@ -1,23 +1,32 @@
-"""Hard per-key budgets: a request reserves its worst-case cost before it goes upstream.
+"""Reservations: a request holds its worst case against a per-key limit before it goes upstream.
 
-A key with a budget has a request sent upstream only if
+One mechanism for two limits, each a `Reservations` with its own `unit`:
 
-    spent + held + worst <= budget_usd
+- **budgets** (`Budgets`, "usd"): a key with `budget_usd` has a request sent upstream only if
+  spent + held + worst <= budget_usd, `spent` being what the usage ledger records for the key;
+- **tokens per minute** (`TokenReservations`, "tokens"): a key with `tpm` has it sent only if
+  recorded + held + worst <= tpm, `recorded` being the tokens the rate limiter's 60 s window holds
+  (service/limits.py).
 
-where `spent` is what the usage ledger records for the key, `held` the reservations of its other
-requests in flight, and `worst` what this one may cost at most (`worst_case`). The check and the
-reservation are one atomic step across every worker and host. When the request ends, its
-reservation is *settled* (after its ledger row, with the real `total_cost_usd`, is committed) or
-*released* (no row, nothing spent). One that is neither, because its worker died, expires `ttl_s`
-after it was made or last renewed: each worker renews the reservations of its requests in flight
-every `ttl_s / 3`, so a long stream keeps its own while a dead worker's lapse.
+`held` is what the key's other requests in flight hold, `worst` what this one may use at most
+(`worst_case`: the estimated prompt plus every answer at full length, in tokens and at the model's
+prices). The check and the reservation are one atomic step across every worker and host. When the
+request ends, its reservation is *settled* to what it really used (budgets: after its ledger row,
+with the real `total_cost_usd`, is committed; tokens: its real tokens enter the window as the hold
+leaves it) or *released* (nothing used). One that is neither, because its worker died, expires
+`ttl_s` after it was made or last renewed: each worker renews the reservations of its requests in
+flight every `ttl_s / 3`, so a long stream keeps its own while a dead worker's lapse. The unit's
+backend does the atomic steps where its recorded amount lives:
 
-    Budgets                 reserve / settle / release / close
-    ├── StoreBudgets        a `reservations` table beside the ledger (SQLite or PostgreSQL)
-    └── RedisBudgets        one sorted set per key in Redis; the spend read from the store
+    Reservations            reserve / settle / release / renew / close: the lifecycle, any unit
+    ├── Budgets             usd
+    │   ├── StoreBudgets    a `reservations` table beside the ledger (SQLite or PostgreSQL)
+    │   └── RedisBudgets    one sorted set per key in Redis; the spend read from the store
+    └── TokenReservations   tokens, in the limiter beside its window: in Redis (one script per
+                            step) or in process (per worker, as the window is without Redis)
 
-`make_budgets(store, redis_url)` picks one: Redis when the gateway has it (one Lua script per
-reservation instead of a write transaction in the store), else the store.
+`make_budgets(store, redis)` picks a budget backend: Redis when the gateway has it (one Lua script
+per reservation instead of a write transaction in the store), else the store.
 
 **In the store**, a reservation is one transaction, serialised per key: SQLite's write lock
 (`BEGIN IMMEDIATE`, and the writers' turn across processes), or a PostgreSQL advisory lock on the
@@ -35,17 +44,17 @@ reservation reads that counter *before* it reads the store:
 
 A cost settled between the two reads is counted twice for that one check (a refusal a retry undoes),
 never missed. The counter has an epoch (the request id that created it); if it expired and was
-created again meanwhile, all of it counts. When Redis cannot be reached, the gateway's
-`rate_limit_fail_open` decides, as for rate limits: open admits a request if spent + worst fits
-(nothing is reserved, a warning at most once a minute); closed raises `BudgetUnavailable` (503).
+created again meanwhile, all of it counts. Tokens need none of this: their window is in Redis
+beside their holds, and one script reads both. Budgets and the limiter share one `RedisLink`, whose
+circuit breaker makes a frozen Redis cost one timeout per cooldown, not one per call. When Redis
+cannot be reached, the gateway's `rate_limit_fail_open` decides, as for rate limits: open admits a
+request if spent + worst fits (tokens: admits it; nothing is reserved, a warning at most once a
+minute); closed raises `BudgetUnavailable` (tokens: `LimiterUnavailable`), both 503, with a warning
+at most once a minute too.
 
 Expiry is on Redis server time with Redis, on the gateway's clock with the store (hosts sharing a
-PostgreSQL store must agree to well within the margin, as NTP does).
-
-**Other quantities.** Nothing here is particular to dollars but the source of the recorded amount
-and the worst case: each reservation has a `unit` ("usd"), in the store's table and in the Redis
-keys. Tokens per minute would be a second unit, its recorded amount the limiter's window and its
-worst case the prompt plus max_tokens.
+PostgreSQL store must agree to well within the margin, as NTP does), on the worker's monotonic
+clock for tokens in process.
 """
 
 from __future__ import annotations
@@ -59,18 +68,14 @@ import weakref
 from abc import ABC, abstractmethod
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
-import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from models_registry import ModelEntry
 
 from . import window
-from .limits import MAX_CONNECTIONS, WARN_EVERY_S, _redact_url, _url_secrets
+from .limits import RENEW_LUA, WARN_EVERY_S, Limiter, RedisLink, RedisPolicy, hold_member
 from .store import Store
 
 __all__ = [
@@ -78,7 +83,9 @@ __all__ = [
     "Budgets",
     "Hold",
     "RedisBudgets",
+    "Reservations",
     "StoreBudgets",
+    "TokenReservations",
     "WorstCase",
     "make_budgets",
     "worst_case",
@@ -87,6 +94,7 @@ __all__ = [
 log = logging.getLogger("pureai.budget")
 
 USD = "usd"
+TOKENS = "tokens"
 UNKNOWN_MAX_OUTPUT_TOKENS = 4096
 """Output tokens of the worst case when neither the request nor the catalogue bounds them."""
 MESSAGE_TOKENS = 3
@@ -109,6 +117,11 @@ class WorstCase:
     prompt_tokens: int
     output_tokens: int
     """Over all the answers asked for (n, best_of, several prompts)."""
+
+    @property
+    def tokens(self) -> int:
+        """What a tokens-per-minute reservation holds: prompt and output."""
+        return self.prompt_tokens + self.output_tokens
 
 
 def worst_case(entry: ModelEntry, payload: dict[str, Any]) -> WorstCase:
@@ -148,33 +161,45 @@ def _answers(payload: dict[str, Any]) -> int:
 
 @dataclass(frozen=True, eq=False)
 class Hold:
-    """A reservation of `amount` USD for one request (`admitted`), or the refusal of one."""
+    """A reservation of `amount` (in `unit`) for one request (`admitted`), or the refusal of one."""
 
     key_id: str
     request_id: str
     amount: float
     limit: float
     spent: float
-    """The key's recorded spend when it was checked (with Redis: plus what settled meanwhile)."""
+    """What the key had used when it was checked: its recorded spend (with Redis: plus what settled
+    meanwhile), or the tokens recorded in its window."""
     held: float
     """What the key's other requests in flight held then."""
     admitted: bool
     reserved: bool = True
     """False when admitted without a reservation (Redis unreachable, fail-open)."""
+    unit: str = USD
+    reset_s: float = 0.0
+    """Tokens: seconds until what is left goes up (`limits.TokenCheck.reset_s`); usd: 0."""
+    retry_s: float | None = 0.0
+    """Tokens, refused: seconds until the amount fits, None when it never can (over the limit)."""
 
     @property
     def left(self) -> float:
-        """What the budget had left for this request: limit - spent - held, at least 0."""
+        """What the limit had left for this request: limit - spent - held, at least 0."""
         return max(self.limit - self.spent - self.held, 0.0)
 
 
-class Budgets(ABC):
-    """Reservations of USD against per-key budgets; every method is safe to call concurrently.
+class Reservations(ABC):
+    """Reservations of one `unit` against per-key limits; every method is safe to call concurrently.
+
+    The lifecycle lives here (the holds this object made, their renewal, settling or releasing each
+    at most once, errors logged rather than raised after the request is over); each subclass makes
+    the atomic steps where its recorded amount lives (see the module docstring).
 
     - `ttl_s`: a reservation lapses this long after it was made or last renewed; this object
       renews its open ones every `ttl_s / 3` until they are settled or released, or until the
-      `Hold` is dropped (a request that lost it without settling stops holding budget then).
+      `Hold` is dropped (a request that lost it without settling stops holding then).
     """
+
+    unit: ClassVar[str]
 
     def __init__(self, *, ttl_s: float) -> None:
         if ttl_s <= 0:
@@ -182,9 +207,10 @@ class Budgets(ABC):
         self.ttl_s = ttl_s
         self._open: weakref.WeakSet[Hold] = weakref.WeakSet()
         self._renewing: asyncio.Task[None] | None = None
+        self._last_warning: float | None = None
 
     async def reserve(self, key_id: str, request_id: str, limit: float, amount: float) -> Hold:
-        """Reserve `amount` for `request_id` iff the key's spent + held + amount <= limit; the
+        """Reserve `amount` for `request_id` iff the key's used + held + amount <= limit; the
         `Hold` says which (nothing is reserved when it is not admitted)."""
         hold = await self._reserve(key_id, request_id, limit, amount)
         if hold.admitted and hold.reserved:
@@ -193,17 +219,18 @@ class Budgets(ABC):
                 self._renewing = asyncio.get_running_loop().create_task(self._renew_while_open())
         return hold
 
-    async def settle(self, hold: Hold, cost_usd: float) -> None:
-        """The hold's request has its ledger row, committed, with `cost_usd` in it: that replaces
-        the reservation. A second call, or one for a hold not reserved, does nothing; a backend
-        error is logged and the reservation left to lapse."""
+    async def settle(self, hold: Hold, used: float) -> None:
+        """The hold's request used `used` (usd: its committed ledger row's cost; tokens: its real
+        prompt and completion tokens): that replaces the reservation. A second call, or one for a
+        hold not reserved, does nothing; a backend error is logged and the reservation left to
+        lapse."""
         if hold in self._open:
             self._open.discard(hold)
-            await self._quietly("settle", self._settle(hold, max(cost_usd, 0.0)))
+            await self._quietly("settle", self._settle(hold, max(used, 0.0)))
 
     async def release(self, hold: Hold) -> None:
-        """The hold's request ended without a ledger row (or with one that costs nothing): drop
-        the reservation. As `settle` otherwise."""
+        """The hold's request ended having used nothing (no ledger row, or no answer): drop the
+        reservation. As `settle` otherwise."""
         if hold in self._open:
             self._open.discard(hold)
             await self._quietly("release", self._release(hold))
@@ -234,19 +261,72 @@ class Budgets(ABC):
         try:
             await call
         except Exception as exc:  # the request is over either way; the reservation will lapse
-            log.warning("could not %s a budget reservation: %s: %s", what, type(exc).__name__, exc)
+            self._warn(f"could not {what} a {self.unit} reservation: {type(exc).__name__}: {exc}")
+
+    def _warn(self, message: str) -> None:
+        """A warning, at most one per WARN_EVERY_S (an outage would otherwise log every request)."""
+        now = time.monotonic()
+        if self._last_warning is None or now - self._last_warning >= WARN_EVERY_S:
+            self._last_warning = now
+            log.warning("%s", message)
 
     @abstractmethod
     async def _reserve(self, key_id: str, request_id: str, limit: float, amount: float) -> Hold: ...
 
     @abstractmethod
-    async def _settle(self, hold: Hold, cost_usd: float) -> None: ...
+    async def _settle(self, hold: Hold, used: float) -> None: ...
 
     @abstractmethod
     async def _release(self, hold: Hold) -> None: ...
 
     @abstractmethod
     async def _renew(self, holds: list[Hold]) -> None: ...
+
+
+class Budgets(Reservations):
+    """Reservations of USD against per-key budgets (`budget_usd`)."""
+
+    unit = USD
+
+
+class TokenReservations(Reservations):
+    """Reservations of tokens against per-key tokens-per-minute limits, in `limiter` beside its
+    window (`Limiter.reserve_tokens` and the rest): shared through Redis with a RedisLimiter, per
+    worker with a MemoryLimiter. Settling records the request's real tokens in the window as its
+    hold leaves it. Redis unreachable: admitted unreserved (fail-open) or LimiterUnavailable."""
+
+    unit = TOKENS
+
+    def __init__(self, limiter: Limiter, *, ttl_s: float) -> None:
+        super().__init__(ttl_s=ttl_s)
+        self._limiter = limiter
+
+    async def _reserve(self, key_id: str, request_id: str, limit: float, amount: float) -> Hold:
+        tpm, tokens = int(limit), math.ceil(amount)
+        check = await self._limiter.reserve_tokens(key_id, request_id, tpm, tokens, self.ttl_s)
+        if check is None:  # Redis unreachable, fail-open: the limiter has warned
+            return Hold(key_id, request_id, tokens, tpm, 0, 0, True, reserved=False, unit=TOKENS)
+        return Hold(
+            key_id,
+            request_id,
+            tokens,
+            tpm,
+            check.recorded,
+            check.held,
+            check.admitted,
+            unit=TOKENS,
+            reset_s=check.reset_s,
+            retry_s=check.retry_s,
+        )
+
+    async def _settle(self, hold: Hold, used: float) -> None:
+        await self._limiter.settle_tokens(hold.key_id, hold.request_id, int(hold.amount), round(used))
+
+    async def _release(self, hold: Hold) -> None:
+        await self._limiter.settle_tokens(hold.key_id, hold.request_id, int(hold.amount), 0)
+
+    async def _renew(self, holds: list[Hold]) -> None:
+        await self._limiter.renew_tokens([(h.key_id, h.request_id, int(h.amount)) for h in holds], self.ttl_s)
 
 
 class StoreBudgets(Budgets):
@@ -315,64 +395,45 @@ end
 return 1
 """
 
-# KEYS: held zset. ARGV: ttl (µs), then members; each one still there expires ttl from now.
-_RENEW_LUA = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local ttl = tonumber(ARGV[1])
-for i = 2, #ARGV do
-  redis.call('ZADD', KEYS[1], 'XX', string.format('%.0f', now + ttl), ARGV[i])
-end
-redis.call('PEXPIRE', KEYS[1], math.ceil(ttl / 1000))
-return 1
-"""
-
 
 class RedisBudgets(Budgets):
     """Reservations in Redis, shared by every worker and host with the same prefix; the spend is
     read from `store` (see the module docstring).
 
+    - `redis`: a URL (these budgets make and close their own RedisLink) or a RedisLink to share
+      (the worker's RedisLimiter's: one circuit breaker for both).
     - `fail_open`: Redis unreachable: admit when spent + amount fits (True), or raise
-      `BudgetUnavailable` (False).
-    - `timeout_s`: how long one Redis call may take before Redis counts as unreachable.
+      `BudgetUnavailable` (False); either logs a warning at most once a minute.
+    - `policy`: timeout and cooldown of the link it makes (RedisPolicy's defaults without).
     """
 
     def __init__(
         self,
-        url: str,
+        redis: str | RedisLink,
         store: Store,
         *,
         ttl_s: float,
         prefix: str = "pureai:budget:",
         fail_open: bool = True,
-        timeout_s: float = 0.5,
+        policy: RedisPolicy | None = None,
     ) -> None:
         super().__init__(ttl_s=ttl_s)
+        self._owns = not isinstance(redis, RedisLink)
+        self._link = RedisLink(redis, policy) if isinstance(redis, str) else redis
         self._store = store
         self._prefix = prefix
         self._fail_open = fail_open
         self._ttl_us = round(ttl_s * 1_000_000)
         self._counter_ttl_ms = math.ceil(max(2 * ttl_s, 60.0) * 1000)
-        self._where = _redact_url(url)
-        self._secrets = _url_secrets(url)
-        self._last_warning: float | None = None
-        pool = aioredis.BlockingConnectionPool.from_url(
-            url,
-            max_connections=MAX_CONNECTIONS,
-            timeout=timeout_s,
-            socket_timeout=timeout_s,
-            socket_connect_timeout=timeout_s,
-            retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
-        )
-        self._redis = aioredis.Redis.from_pool(pool)
-        self._reserve_script = self._redis.register_script(_RESERVE_LUA)
-        self._settle_script = self._redis.register_script(_SETTLE_LUA)
-        self._renew_script = self._redis.register_script(_RENEW_LUA)
+        client = self._link.redis
+        self._reserve_script = client.register_script(_RESERVE_LUA)
+        self._settle_script = client.register_script(_SETTLE_LUA)
+        self._renew_script = client.register_script(RENEW_LUA)
 
     async def close(self) -> None:
         await super().close()
-        with contextlib.suppress(RedisError, OSError):
-            await self._redis.aclose()
+        if self._owns:
+            await self._link.close()
 
     def _keys(self, key_id: str) -> list[str]:
         # The {key_id} hash tag keeps both keys in one Redis Cluster slot, as a script needs.
@@ -380,24 +441,27 @@ class RedisBudgets(Budgets):
 
     async def _reserve(self, key_id: str, request_id: str, limit: float, amount: float) -> Hold:
         keys = self._keys(key_id)
+        client = self._link.redis
         try:
-            epoch, total = await self._redis.hmget(keys[1], ["epoch", "total"])
+            epoch, total = await self._link.call(lambda: client.hmget(keys[1], ["epoch", "total"]))
         except (RedisError, OSError) as exc:
             return await self._unreserved(exc, key_id, request_id, limit, amount)
         spent = await self._store.spend_usd(key_id)  # after the counter: see the module docstring
-        args: list[bytes | str | float] = [limit, amount, _member(request_id, amount), self._ttl_us, spent]
+        member = hold_member(request_id, amount)
+        args: list[bytes | str | float] = [limit, amount, member, self._ttl_us, spent]
         args += [epoch or b"", total or b"0"]
         try:
-            reply: Any = await self._reserve_script(keys=keys, args=args)
+            reply: Any = await self._link.call(lambda: self._reserve_script(keys=keys, args=args))
         except (RedisError, OSError) as exc:
             return await self._unreserved(exc, key_id, request_id, limit, amount, spent)
         admitted, used, held = int(reply[0]), float(reply[1]), float(reply[2])
         return Hold(key_id, request_id, amount, limit, used, held, bool(admitted))
 
-    async def _settle(self, hold: Hold, cost_usd: float) -> None:
-        member = _member(hold.request_id, hold.amount)
-        args: list[str | float] = [member, cost_usd, hold.request_id, self._counter_ttl_ms]
-        await self._settle_script(keys=self._keys(hold.key_id), args=args)
+    async def _settle(self, hold: Hold, used: float) -> None:
+        member = hold_member(hold.request_id, hold.amount)
+        args: list[str | float] = [member, used, hold.request_id, self._counter_ttl_ms]
+        keys = self._keys(hold.key_id)
+        await self._link.call(lambda: self._settle_script(keys=keys, args=args))
 
     async def _release(self, hold: Hold) -> None:
         await self._settle(hold, 0.0)
@@ -405,13 +469,16 @@ class RedisBudgets(Budgets):
     async def _renew(self, holds: list[Hold]) -> None:
         by_key: dict[str, list[str]] = defaultdict(list)
         for hold in holds:
-            by_key[hold.key_id].append(_member(hold.request_id, hold.amount))
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for key_id, members in by_key.items():
-                await self._renew_script(
-                    keys=self._keys(key_id)[:1], args=[self._ttl_us, *members], client=pipe
-                )
-            await pipe.execute()
+            by_key[hold.key_id].append(hold_member(hold.request_id, hold.amount))
+
+        async def renew() -> None:
+            async with self._link.redis.pipeline(transaction=False) as pipe:
+                for key_id, members in by_key.items():
+                    keys = self._keys(key_id)[:1]
+                    await self._renew_script(keys=keys, args=[self._ttl_us, *members], client=pipe)
+                await pipe.execute()
+
+        await self._link.call(renew)
 
     async def _unreserved(
         self,
@@ -422,38 +489,28 @@ class RedisBudgets(Budgets):
         amount: float,
         spent: float | None = None,
     ) -> Hold:
-        """Redis failed: BudgetUnavailable (fail-closed), or a verdict on the recorded spend alone."""
-        message = self._describe(exc)
+        """Redis failed: BudgetUnavailable (fail-closed), or a verdict on the recorded spend alone;
+        a warning at most once a minute either way."""
+        message = self._link.describe("budget store", exc)
         if not self._fail_open:
+            self._warn(f"{message} (fail-closed: refusing budgeted requests with 503 budget_unavailable)")
             raise BudgetUnavailable(message) from None
-        now = time.monotonic()
-        if self._last_warning is None or now - self._last_warning >= WARN_EVERY_S:
-            self._last_warning = now
-            log.warning("%s (fail-open: budgets checked against recorded spend only)", message)
+        self._warn(f"{message} (fail-open: budgets checked against recorded spend only)")
         if spent is None:
             spent = await self._store.spend_usd(key_id)
         return Hold(key_id, request_id, amount, limit, spent, 0.0, spent + amount <= limit, reserved=False)
 
-    def _describe(self, exc: BaseException) -> str:
-        detail = str(exc)
-        for secret in self._secrets:
-            detail = detail.replace(secret, "***")
-        return f"budget store {self._where} unavailable: {type(exc).__name__}: {detail}"
-
-
-def _member(request_id: str, amount: float) -> str:
-    return f"{request_id}|{amount!r}"
-
 
 def make_budgets(
     store: Store,
-    redis_url: str | None,
+    redis: str | RedisLink | None,
     *,
     ttl_s: float,
     fail_open: bool = True,
     prefix: str = "pureai:budget:",
 ) -> Budgets:
-    """RedisBudgets when a URL is given (one script per reservation), else StoreBudgets."""
-    if redis_url is None:
+    """RedisBudgets when Redis is given, a URL or a link to share (one script per reservation),
+    else StoreBudgets."""
+    if redis is None:
         return StoreBudgets(store, ttl_s=ttl_s)
-    return RedisBudgets(redis_url, store, ttl_s=ttl_s, prefix=prefix, fail_open=fail_open)
+    return RedisBudgets(redis, store, ttl_s=ttl_s, prefix=prefix, fail_open=fail_open)

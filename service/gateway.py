@@ -22,13 +22,13 @@ from models_registry import Catalogue, ModelEntry, load_catalogue
 
 from . import eligibility, logs, shaping, window
 from .breaker import Breaker
-from .budget import Budgets, BudgetUnavailable, Hold, make_budgets, worst_case
+from .budget import Budgets, BudgetUnavailable, Hold, TokenReservations, WorstCase, make_budgets, worst_case
 from .deployments import Deployments
 from .errors import APIError, Forbidden, NotFound, RateLimited, Unavailable
 from .executor import Attempted, Executor, Opened
 from .keys import KeyRing, presented_key
 from .learning import Learner
-from .limits import Limiter, LimiterUnavailable, LimitResult, make_limiter
+from .limits import Limiter, LimiterUnavailable, LimitResult, RedisLimiter, RedisPolicy, make_limiter
 from .metrics import Metrics
 from .rollout import Rollout
 from .server import Grace
@@ -61,6 +61,7 @@ class Context:
     predicted_quality: float | None = None  # its prediction for the chosen model, before feedback
     decide_ms: float | None = None  # the router's own time on this request (/v1/router)
     hold: Hold | None = None  # its reservation of budget (keys with a budget), until settled
+    tokens: Hold | None = None  # its reservation of tokens per minute (keys with a tpm), until settled
 
     def elapsed_ms(self, now: float | None = None) -> float:
         return ((now or time.perf_counter()) - self.started) * 1000.0
@@ -84,6 +85,7 @@ class Gateway:
         self.store: Store | None = None
         self.limiter: Limiter | None = None
         self.budgets: Budgets | None = None  # reservations against keys' budgets
+        self.tokens: TokenReservations | None = None  # ... and against their tokens per minute
         self.keys: KeyRing | None = None
         self.deployments: Deployments | None = None  # registered through the admin API
         self.executor = Executor(
@@ -135,9 +137,12 @@ class Gateway:
             self.store.alone = lambda: self.in_flight() <= 1
         await self.store.open()
         redis_url = s.redis_url.get_secret_value() if s.redis_url else None
-        self.limiter = make_limiter(redis_url, fail_open=s.rate_limit_fail_open)
+        policy = RedisPolicy(timeout_s=s.redis_timeout_s, cooldown_s=s.redis_cooldown_s)
+        self.limiter = make_limiter(redis_url, fail_open=s.rate_limit_fail_open, policy=policy)
         ttl = s.request_timeout_s + HOLD_MARGIN_S
-        self.budgets = make_budgets(self.store, redis_url, ttl_s=ttl, fail_open=s.rate_limit_fail_open)
+        self.tokens = TokenReservations(self.limiter, ttl_s=ttl)
+        link = self.limiter.link if isinstance(self.limiter, RedisLimiter) else None  # one breaker
+        self.budgets = make_budgets(self.store, link, ttl_s=ttl, fail_open=s.rate_limit_fail_open)
         admin = s.admin_key.get_secret_value() if s.admin_key else None
         self.keys = KeyRing(self.store, admin, s.key_cache_s, self.metrics.key_lookup)
         self.deployments = Deployments.from_settings(self.catalogue, self.store, s, self._use_catalogue)
@@ -157,6 +162,8 @@ class Gateway:
         try:
             async with asyncio.timeout(grace.close_s):
                 await self.executor.close()
+                if self.tokens is not None:
+                    await self.tokens.close()
                 if self.limiter is not None:
                     await self.limiter.close()
                 if self.budgets is not None:
@@ -708,28 +715,36 @@ class Gateway:
         return shaping.Tokens(_prompt_tokens(payload), max(1, chars // 4) if chars else 0)
 
     async def _tokens(self, ctx: Context, tokens: shaping.Tokens) -> None:
-        if ctx.key.tpm is not None and self.limiter is not None:
-            try:
-                await self.limiter.record_tokens(ctx.key.id, ctx.key.tpm, tokens.prompt + tokens.completion)
-            except Exception as exc:  # the answer is delivered; a limiter hiccup must not fail it
-                log.warning("could not record tokens for rate limits: %s", type(exc).__name__)
+        """Settle the request's tokens-per-minute reservation to the tokens it used. `_billed` does
+        so with the ledger row; this covers a caller that knows the tokens first (a reservation is
+        settled once: the second call does nothing)."""
+        hold, ctx.tokens = ctx.tokens, None
+        if hold is not None and self.tokens is not None:
+            await self.tokens.settle(hold, tokens.prompt + tokens.completion)
 
     async def _reserve(self, ctx: Context, entry: ModelEntry, payload: dict[str, Any]) -> None:
-        """For a key with a budget, reserve the request's worst case on `entry` (`ctx.hold`): 403
-        `model_unpriced` when the model's price is unknown, 429 `insufficient_quota` when the worst
-        case does not fit in what is left, 503 `budget_unavailable` (Redis down, fail-closed)."""
+        """Reserve the request's worst case on `entry` (`worst_case`), one mechanism for both limits
+        (service/budget.py): its tokens against the key's tpm (`ctx.tokens`, and the x-ratelimit-
+        *-tokens headers say what is left after it), then its cost against the key's budget
+        (`ctx.hold`). 403 `model_unpriced` for a budgeted key and a model without a price; 429
+        `rate_limit_exceeded` (type tokens) when the tokens do not fit in what the window has
+        left, 429 `insufficient_quota` when the cost does not fit in the budget; 503
+        `limiter_unavailable` or `budget_unavailable` (Redis down, fail-closed). On a refusal,
+        `run` releases what was reserved (`_settle`)."""
         key = ctx.key
-        if key.budget_usd is None:
-            return
-        if not entry.priced:
+        if key.budget_usd is not None and not entry.priced:
             raise Forbidden(
                 f"the model {entry.id!r} has no known price and this key has a budget of "
                 f"${key.budget_usd:g}: what it spends could not be counted; use a priced model",
                 code="model_unpriced",
                 param="model",
             )
+        if key.tpm is None and key.budget_usd is None:
+            return
         worst = worst_case(entry, payload)
-        if worst.usd <= 0:  # a free model: nothing to hold
+        if key.tpm is not None:
+            await self._reserve_tokens(ctx, entry, worst, key.tpm)
+        if key.budget_usd is None or worst.usd <= 0:  # a free model: no budget to hold
             return
         assert self.budgets is not None
         try:
@@ -756,16 +771,64 @@ class Gateway:
             )
         ctx.hold = hold
 
-    async def _settle(self, ctx: Context, cost_usd: float | None) -> None:
-        """Settle the request's reservation to `cost_usd`, its committed ledger row's; None
-        releases it (no row, or a row without cost)."""
-        hold, ctx.hold = ctx.hold, None
-        if hold is None or self.budgets is None:
+    async def _reserve_tokens(self, ctx: Context, entry: ModelEntry, worst: WorstCase, tpm: int) -> None:
+        """Hold the worst case's tokens against the key's tpm (`_reserve`)."""
+        key = ctx.key
+        assert self.tokens is not None
+        try:
+            hold = await self.tokens.reserve(key.id, ctx.request_id, tpm, worst.tokens)
+        except LimiterUnavailable:
+            self.metrics.rate_limit("limiter_unavailable", key.tenant)
+            raise Unavailable(
+                "rate limiting is unavailable; try again shortly",
+                code="limiter_unavailable",
+                headers={"retry-after": "1"},
+            ) from None
+        if not hold.reserved:  # Redis unreachable, fail-open: admitted, the window's state unknown
             return
-        if cost_usd is None:
-            await self.budgets.release(hold)
-        else:
-            await self.budgets.settle(hold, cost_usd)
+        left = round(hold.left - (hold.amount if hold.admitted else 0))
+        if ctx.limit is not None:
+            ctx.limit = ctx.limit.tokens_reserved(left, hold.reset_s)
+        if hold.admitted:
+            ctx.tokens = hold
+            return
+        self.metrics.rate_limit("tokens", key.tenant)
+        headers = ctx.limit.headers() if ctx.limit is not None else None
+        asked = (
+            f"this request may use up to {worst.tokens} tokens on {entry.id} (~{worst.prompt_tokens} "
+            f"prompt, {worst.output_tokens} output at most)"
+        )
+        if hold.retry_s is None:  # more than the whole limit: no wait helps
+            raise APIError(
+                f"{asked}, more than this key's limit of {tpm} tokens per minute: lower max_tokens",
+                status=429,
+                type="tokens",
+                code="rate_limit_exceeded",
+                headers=headers,
+            )
+        held = f" ({hold.held:.0f} more are held by requests in flight)" if hold.held > 0 else ""
+        raise RateLimited(
+            f"rate limit reached for tokens per minute on this key: {left} of {tpm} left{held}, and "
+            f"{asked}; lower max_tokens or retry in {hold.retry_s:.1f}s",
+            hold.retry_s,
+            code="rate_limit_exceeded",
+            type="tokens",
+            headers=headers,
+        )
+
+    async def _settle(self, ctx: Context, cost_usd: float | None, tokens: int | None = None) -> None:
+        """Settle the request's reservations to what it used: its budget to `cost_usd` (its
+        committed ledger row's) and its tokens per minute to `tokens`; None releases one (no row or
+        a row without cost; no answer)."""
+        holds = ((self.budgets, ctx.hold, cost_usd), (self.tokens, ctx.tokens, tokens))
+        ctx.hold = ctx.tokens = None
+        for reservations, hold, used in holds:
+            if hold is None or reservations is None:
+                continue
+            if used is None:
+                await reservations.release(hold)
+            else:
+                await reservations.settle(hold, used)
 
     async def _ledger(
         self,
@@ -869,14 +932,16 @@ class Gateway:
         await self.store.forget_prompts(time.time() - self.settings.prompt_retention_days * 86400.0)
 
     async def _commit(self, ctx: Context, row: UsageRow) -> bool:
-        """`_write` for a row the answer waits for, then the request's reservation settled to the
-        row's cost (released if the row could not be written); shielded: a client leaving or the
+        """`_write` for a row the answer waits for, then the request's reservations settled: its
+        budget to the row's cost (released if the row could not be written), its tokens to the
+        row's tokens (the provider spent them either way); shielded: a client leaving or the
         shutdown deadline mid-write loses neither (stop() waits for them, as for any `_later`)."""
         return await asyncio.shield(self._later(self._billed(ctx, row)))
 
     async def _billed(self, ctx: Context, row: UsageRow) -> bool:
         written = await self._write(row)
-        await self._settle(ctx, row.total_cost_usd if written else None)
+        tokens = row.prompt_tokens + row.completion_tokens
+        await self._settle(ctx, row.total_cost_usd if written else None, tokens)
         return written
 
     def _later(self, coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]:

@@ -41,7 +41,13 @@ class Settings(BaseSettings):
     redis_url: SecretStr | None = None
     """Rate-limit state in Redis (shared by workers and hosts); default: in-process."""
     rate_limit_fail_open: bool = True
-    """Redis unreachable: admit (True) or refuse with 503 (False)."""
+    """Redis unreachable: admit (True) or refuse with 503 (False); a warning once a minute either way."""
+    redis_timeout_s: float = Field(0.5, gt=0)
+    """How long one Redis call (rate limits, token and budget reservations) may take before Redis
+    counts as unreachable."""
+    redis_cooldown_s: float = Field(2.0, gt=0)
+    """After a Redis call failed or timed out, a worker does not call Redis for this long (its
+    requests fail open or closed at once, per `rate_limit_fail_open`); then one call probes it."""
 
     admin_key: SecretStr | None = None
     """An admin key from the environment (never stored); else the first start creates one."""

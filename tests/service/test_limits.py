@@ -7,29 +7,40 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
 import pytest
 import redis
 
+from service.budget import RedisBudgets
 from service.limits import (
+    HELD_WAIT_S,
     UNLIMITED,
     Limiter,
     LimiterUnavailable,
     LimitResult,
     MemoryLimiter,
     RedisLimiter,
+    RedisPolicy,
+    TokenCheck,
     make_limiter,
 )
+from service.store import SQLiteStore
+from tests.service.calls import h
+from tests.service.conftest import gateway_env
+from tests.service.gateway_server import Gateway, free_port
 
 REPO = Path(__file__).resolve().parents[2]
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -240,6 +251,74 @@ def test_memory_and_redis_report_the_same(prefix: str) -> None:
     assert memory[-1].headers() == shared[-1].headers() == UNLIMITED_HEADERS
 
 
+def test_admission_counts_the_tokens_held_by_requests_in_flight(kind: str, prefix: str) -> None:
+    async def body(limiter: Limiter) -> dict[str, LimitResult | TokenCheck | None]:
+        out: dict[str, LimitResult | TokenCheck | None] = {}
+        out["first"] = await limiter.reserve_tokens("k1", "r1", 100, 60, ttl_s=60.0)
+        out["held_60"] = await limiter.acquire("k1", None, 100)
+        out["second"] = await limiter.reserve_tokens("k1", "r2", 100, 40, ttl_s=60.0)
+        out["full"] = await limiter.acquire("k1", None, 100)
+        await limiter.settle_tokens("k1", "r1", 60, 10)  # used 10 of its 60
+        out["settled"] = await limiter.acquire("k1", None, 100)
+        await limiter.settle_tokens("k1", "r2", 40, 0)  # released
+        out["released"] = await limiter.acquire("k1", None, 100)
+        return out
+
+    out = run(build(kind, prefix), body)
+    first, second = out["first"], out["second"]
+    assert isinstance(first, TokenCheck) and isinstance(second, TokenCheck)
+    assert (first.admitted, first.recorded, first.held, first.reset_s) == (True, 0, 0, HELD_WAIT_S)
+    assert (second.admitted, second.held) == (True, 60)
+    held_60, full, settled, released = (out[n] for n in ("held_60", "full", "settled", "released"))
+    assert isinstance(held_60, LimitResult) and isinstance(full, LimitResult)
+    assert isinstance(settled, LimitResult) and isinstance(released, LimitResult)
+    assert held_60.allowed and (held_60.remaining_tokens, held_60.reset_tokens_s) == (40, HELD_WAIT_S)
+    assert not full.allowed and full.reason == "tokens" and full.remaining_tokens == 0
+    assert full.retry_after_s == HELD_WAIT_S  # only requests in flight stand in the way
+    assert settled.allowed and settled.remaining_tokens == 50
+    assert 59.9 < settled.reset_tokens_s <= 60.0  # type: ignore[operator]
+    assert released.remaining_tokens == 90
+
+
+def test_memory_and_redis_reserve_the_same(prefix: str) -> None:
+    async def body(limiter: Limiter) -> list[TokenCheck | None]:
+        out = []
+        for request_id, amount, used in (
+            ("r1", 30, 25),
+            ("r2", 50, None),
+            ("r3", 30, None),
+            ("r4", 101, None),
+        ):
+            check = await limiter.reserve_tokens("k1", request_id, 100, amount, ttl_s=60.0)
+            out.append(check)
+            if used is not None:
+                await limiter.settle_tokens("k1", request_id, amount, used)
+        await limiter.settle_tokens("k1", "r2", 50, 50)
+        out.append(await limiter.reserve_tokens("k1", "r5", 100, 30, ttl_s=60.0))  # 75 recorded
+        return out
+
+    def exact(check: TokenCheck | None) -> tuple[bool, int, int] | None:
+        return None if check is None else (check.admitted, check.recorded, check.held)
+
+    memory = run(build("memory", prefix), body)
+    shared = run(build("redis", prefix), body)
+    assert [exact(c) for c in memory] == [
+        (True, 0, 0),
+        (True, 25, 0),
+        (False, 25, 50),  # 25 + 50 + 30 > 100
+        (False, 25, 50),
+        (False, 75, 0),
+    ]
+    assert [exact(c) for c in memory] == [exact(c) for c in shared]
+    for mine, theirs in zip(memory, shared, strict=True):
+        assert mine is not None and theirs is not None
+        assert mine.reset_s == pytest.approx(theirs.reset_s, abs=0.05)
+        assert (mine.retry_s is None) == (theirs.retry_s is None)
+        assert mine.retry_s is None or mine.retry_s == pytest.approx(theirs.retry_s, abs=0.05)
+    assert memory[2].retry_s == HELD_WAIT_S and memory[3].retry_s is None  # 101 never fits
+    assert 59.9 < memory[4].retry_s <= 60.0  # type: ignore[operator,union-attr]
+
+
 def test_zero_limits_refuse_everything(kind: str, prefix: str) -> None:
     async def body(limiter: Limiter) -> list[LimitResult]:
         return [await limiter.acquire("k1", 0, None), await limiter.acquire("k2", None, 0)]
@@ -309,6 +388,13 @@ def test_redis_keys_expire_after_the_window(prefix: str) -> None:
         assert len(keys) == 3  # requests, tokens, sequence
         for key in keys:
             assert 60_000 < client.pttl(key) <= 61_000
+
+    async def hold(limiter: Limiter) -> None:
+        await limiter.reserve_tokens("k2", "r1", 100, 7, ttl_s=5.0)
+
+    run(build("redis", prefix), hold)
+    with redis.Redis.from_url(REDIS_URL) as client:
+        assert 4_000 < client.pttl(f"{prefix}{{k2}}:tok:held") <= 5_000  # a hold's ttl after the last
 
 
 WORKER = """
@@ -445,3 +531,145 @@ def test_make_limiter_picks_the_backend(prefix: str) -> None:
 
     assert run(memory, body)
     assert run(shared, body)
+
+
+# -- a frozen Redis: the circuit breaker -------------------------------------------------------------
+@dataclass
+class OwnRedis:
+    """A redis-server of the test's own, on a free port: `freeze()` stops it (SIGSTOP), so that it
+    accepts connections and answers nothing, as a hung server does; `thaw()` lets it go on."""
+
+    url: str
+    process: subprocess.Popen[str]
+
+    def freeze(self) -> None:
+        self.process.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        self.process.send_signal(signal.SIGCONT)
+
+
+@pytest.fixture
+def own_redis() -> Iterator[OwnRedis]:
+    port = free_port()
+    command = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    process = subprocess.Popen(
+        [*command, "--daemonize", "no"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:  # its own word that it is ready
+            if "Ready to accept connections" in line:
+                break
+        else:
+            raise RuntimeError(f"redis-server exited with {process.wait()}")
+        yield OwnRedis(f"redis://127.0.0.1:{port}/0", process)
+    finally:
+        process.send_signal(signal.SIGCONT)
+        process.terminate()
+        process.wait(timeout=10)
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+TIMEOUT_S = 0.5
+
+
+@pytest.mark.parametrize("fail_open", [True, False], ids=["fail-open", "fail-closed"])
+def test_a_frozen_redis_costs_one_timeout_for_the_limiter_and_the_budgets(
+    own_redis: OwnRedis, fail_open: bool, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """One link, one breaker: after the first call times out, 20 rounds of a rate-limit check and
+    a budget reservation fail at once, in the mode asked for, until the cooldown has passed and
+    Redis answers again."""
+    cooldown = 2.0
+
+    async def body() -> tuple[float, list[bool], bool]:
+        limiter = RedisLimiter(
+            own_redis.url, fail_open=fail_open, policy=RedisPolicy(timeout_s=TIMEOUT_S, cooldown_s=cooldown)
+        )
+        store = SQLiteStore(tmp_path / "pureai.db")
+        await store.open()
+        budgets = RedisBudgets(limiter.link, store, ttl_s=60.0, fail_open=fail_open)
+        try:
+            assert (await limiter.acquire("k1", 100, None)).remaining_requests == 99
+            own_redis.freeze()
+            started = time.monotonic()
+            verdicts = []
+            for _ in range(20):
+                try:
+                    verdicts.append((await limiter.acquire("k1", 100, None)).allowed)
+                    verdicts.append((await budgets.reserve("k1", uuid.uuid4().hex, 1.0, 0.1)).admitted)
+                except LimiterUnavailable:
+                    verdicts.append(False)
+            frozen_s = time.monotonic() - started
+            own_redis.thaw()
+            await asyncio.sleep(cooldown + 0.05)  # time passing: the cooldown since the timeout ends
+            # The probe: counted again (the acquire that timed out ran once Redis woke up: 97).
+            back = (await limiter.acquire("k1", 100, None)).remaining_requests in (97, 98)
+            return frozen_s, verdicts, back
+        finally:
+            own_redis.thaw()
+            await budgets.close()
+            await limiter.close()
+            await store.close()
+
+    caplog.set_level(logging.INFO)
+    frozen_s, verdicts, back = asyncio.run(body())
+    # Without the breaker: 20 x (1 + 1) timeouts, 20 s. With it: the first call's timeout only.
+    assert TIMEOUT_S <= frozen_s < 3 * TIMEOUT_S, frozen_s
+    assert verdicts == ([True] * 40 if fail_open else [False] * 20)
+    assert back
+    mode = "fail-open" if fail_open else "fail-closed"
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING and r.name == "pureai.limits"]
+    assert len(warnings) == 1 and mode in warnings[0].getMessage()  # one a minute, in either mode
+    assert "TimeoutError" in warnings[0].getMessage()
+    if fail_open:  # the budgets reached the breaker too (fail-closed, the limiter refused first)
+        budget = [r for r in caplog.records if r.levelno == logging.WARNING and r.name == "pureai.budget"]
+        assert len(budget) == 1 and "CircuitOpen" in budget[0].getMessage()
+    assert any("answers again" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("fail_open", [True, False], ids=["fail-open", "fail-closed"])
+def test_a_gateway_on_a_frozen_redis_pays_one_timeout_then_answers_at_once(
+    own_redis: OwnRedis, fail_open: bool, catalogue_file: Path, tmp_path: Path
+) -> None:
+    env = gateway_env(
+        catalogue_file,
+        tmp_path,
+        PUREAI_REDIS_URL=own_redis.url,
+        PUREAI_REDIS_TIMEOUT_S=str(TIMEOUT_S),
+        PUREAI_REDIS_COOLDOWN_S="5",
+        PUREAI_RATE_LIMIT_FAIL_OPEN="true" if fail_open else "false",
+    )
+    chat = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5}
+    with Gateway.start(env) as gw:
+        key = gw.new_key(tenant="t-frozen", rpm=1000, tpm=100_000, budget_usd=1.0)
+        warm = gw.http.post("/v1/chat/completions", headers=h(key), json=chat)
+        assert warm.status_code == 200 and "x-ratelimit-remaining-requests" in warm.headers
+        own_redis.freeze()
+        started = time.monotonic()
+        during = [gw.http.post("/v1/chat/completions", headers=h(key), json=chat) for _ in range(20)]
+        frozen_s = time.monotonic() - started
+        own_redis.thaw()
+        deadline = time.monotonic() + 20
+        while True:  # the first request after the cooldown probes Redis, and finds it back
+            after = gw.http.post("/v1/chat/completions", headers=h(key), json=chat)
+            if after.status_code == 200 and "x-ratelimit-remaining-requests" in after.headers:
+                break
+            assert time.monotonic() < deadline, after.text
+            time.sleep(0.05)  # polling a bounded loop, as calls.wait_row does
+        logs = [json.loads(line) for line in gw.logs().splitlines() if line.startswith("{")]
+
+    # Every request checks rpm and tpm, reserves tokens and budget, and settles both: without the
+    # breaker each paid at least one timeout (10 s in all). With it, the first one did.
+    assert TIMEOUT_S <= frozen_s < 4 * TIMEOUT_S, frozen_s
+    if fail_open:
+        assert [r.status_code for r in during] == [200] * 20
+        assert all("x-ratelimit-remaining-requests" not in r.headers for r in during)
+    else:
+        assert [r.status_code for r in during] == [503] * 20
+        assert {r.json()["error"]["code"] for r in during} == {"limiter_unavailable"}
+    mode = "fail-open" if fail_open else "fail-closed"
+    warnings = [line for line in logs if line["level"] == "warning" and line["logger"] == "pureai.limits"]
+    assert len(warnings) == 1 and mode in warnings[0]["message"], warnings
