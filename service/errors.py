@@ -11,6 +11,10 @@
     ├── Unavailable             503 service_unavailable (+ Retry-After)
     └── UpstreamError           502 upstream_error / 504 upstream_timeout / upstream status
 
+`shown(value)` is how a message quotes a client's string: its first `SHOWN_CHARS` characters,
+escaped as Python's repr escapes them, and "…" when cut (a 1 MB model name must not come back
+1 MB long, nor a control character raw).
+
 `install(app)` maps these, the router's, the registry's and the store's errors (503
 `store_unavailable`) and FastAPI's validation errors to JSON responses in one place; anything
 unexpected becomes a 500 `internal_error` without a traceback in the one middleware
@@ -66,6 +70,24 @@ class APIError(Exception):
 
     def response(self) -> JSONResponse:
         return JSON(self.body(), status_code=self.status, headers=self.headers)
+
+
+SHOWN_CHARS = 100
+"""How much of a client's string an error message quotes (`shown`)."""
+PARAM_CHARS = 256
+"""How long a `param` naming a client's own field (an unknown key) can be."""
+MESSAGE_CHARS = 1024
+"""How long a 400 built from a validation error can be."""
+
+
+def shown(value: str, limit: int = SHOWN_CHARS) -> str:
+    """`value` quoted for a message: repr of its first `limit` characters, "…" after them when cut."""
+    return repr(value[:limit] + "…") if len(value) > limit else repr(value)
+
+
+def clipped(value: str, limit: int) -> str:
+    """`value` cut to `limit` characters, the last one "…" when cut."""
+    return value if len(value) <= limit else value[: limit - 1] + "…"
 
 
 class BadRequest(APIError):
@@ -165,7 +187,8 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code)
-        message = {404: f"no route {request.url.path}", 405: f"{request.method} is not allowed here"}
+        path = clipped(request.url.path, SHOWN_CHARS)
+        message = {404: f"no route {path}", 405: f"{request.method} is not allowed here"}
         err = APIError(
             message.get(exc.status_code, str(exc.detail)),
             status=exc.status_code,
@@ -186,7 +209,7 @@ def validation_to_bad_request(errors: Any) -> BadRequest:
     loc = [
         str(part) for part in first.get("loc", ()) if part != "body" and not _UNION_TAG.fullmatch(str(part))
     ]
-    param = ".".join(loc) or None
+    param = clipped(".".join(loc), PARAM_CHARS) or None  # a key of the client's (unknown field)
     kind = str(first.get("type", ""))
     message = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
     if kind == "missing":
@@ -196,4 +219,8 @@ def validation_to_bad_request(errors: Any) -> BadRequest:
         message = f"unknown field {param!r}"
     elif param:
         message = f"invalid {param!r}: {message}"
-    return BadRequest(message, param=param, code="invalid_value" if kind != "missing" else "missing_field")
+    return BadRequest(
+        clipped(message, MESSAGE_CHARS),
+        param=param,
+        code="invalid_value" if kind != "missing" else "missing_field",
+    )

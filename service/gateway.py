@@ -1,6 +1,11 @@
 """`Gateway`: the parts of a running service (catalogue, router, store, limiter, executor) and the
-request pipeline they form: authenticate -> admit (rate limit, budget) -> resolve the model ->
-execute upstream -> shape the answer -> write the ledger row."""
+request pipeline they form: authenticate -> admit (rate limit) -> read and check the body ->
+resolve the model -> budget -> execute upstream -> shape the answer -> write the ledger row.
+
+Admission comes right after authentication, before the body is judged: a request refused for what
+it holds (400, 404 for an unknown model, 413) has used one of the key's requests per minute like
+any other, so refusals cannot be sent faster than answers. None reaches a provider, so none counts
+toward a provider's circuit breaker."""
 
 from __future__ import annotations
 
@@ -24,12 +29,13 @@ from . import eligibility, logs, shaping, window
 from .breaker import Breaker
 from .budget import Budgets, BudgetUnavailable, Hold, TokenReservations, WorstCase, make_budgets, worst_case
 from .deployments import Deployments
-from .errors import APIError, Forbidden, NotFound, RateLimited, Unavailable
+from .errors import APIError, Forbidden, NotFound, RateLimited, Unavailable, clipped, shown
 from .executor import Attempted, Executor, Opened
 from .keys import KeyRing, presented_key
 from .learning import Learner
 from .limits import Limiter, LimiterUnavailable, LimitResult, RedisLimiter, RedisPolicy, make_limiter
 from .metrics import Metrics
+from .protocol import MAX_MODEL_CHARS
 from .rollout import Rollout
 from .server import Grace
 from .settings import Settings
@@ -54,7 +60,7 @@ class Context:
     arrived: float  # unix time
     started: float  # perf_counter
     limit: LimitResult | None = None
-    model: str | None = None  # the model asked for, for the ledger row of a refused request
+    model: str | None = None  # the model asked for (capped), for the ledger row of a refused request
     receive: Receive | None = None  # the request's ASGI receive, to notice the client going away
     prompt: str | None = None  # kept with the ledger row when prompt logging is on (`note_prompt`)
     router_version: str | None = None  # of the router that decided (/v1/router)
@@ -263,7 +269,9 @@ class Gateway:
 
     @asynccontextmanager
     async def recorded(self, ctx: Context) -> AsyncIterator[Context]:
-        """Writes a ledger row for an error raised inside (a refused or failed request). A request
+        """Writes a ledger row for an error raised inside (a refused or failed request), its model
+        and error cut to MAX_MODEL_CHARS, and gives the error the rate-limit headers once the request
+        has been admitted. A request
         that uvicorn cancels (it does only at its graceful-shutdown deadline) becomes a 503
         `shutdown` rather than uvicorn's bare 500; until it is answered, stop() waits for it."""
         inside = asyncio.get_running_loop().create_future()
@@ -279,6 +287,8 @@ class Gateway:
                     "the gateway is shutting down; retry", code="shutdown", headers={"retry-after": "1"}
                 ) from None
         except APIError as exc:
+            if ctx.limit is not None:  # a refusal after admission shows what is left, as an answer does
+                exc.headers = {**ctx.limit.headers(), **exc.headers}
             if not exc.recorded:
                 exc.recorded = True
                 self._later(
@@ -287,8 +297,8 @@ class Gateway:
                             ctx,
                             None,
                             exc.status,
-                            exc.code,
-                            model=ctx.model,
+                            exc.code and clipped(exc.code, MAX_MODEL_CHARS),
+                            model=ctx.model and clipped(ctx.model, MAX_MODEL_CHARS),
                             latency_ms=round(ctx.elapsed_ms(), 1),
                         )
                     )
@@ -299,8 +309,10 @@ class Gateway:
             self._tasks.discard(inside)
 
     async def admit(self, ctx: Context) -> None:
-        """Rate limits and budget; RateLimited (429) or Unavailable (503, limiter down, fail-closed)."""
-        assert self.limiter is not None and self.store is not None
+        """The key's rate limits, right after `authenticate` and before the body is read: RateLimited
+        (429) or Unavailable (503, limiter down, fail-closed). Every request admitted counts toward
+        the key's requests per minute, whatever becomes of it."""
+        assert self.limiter is not None
         key = ctx.key
         try:
             ctx.limit = await self.limiter.acquire(key.id, key.rpm, key.tpm)
@@ -321,6 +333,12 @@ class Gateway:
                 type=what,
                 headers=ctx.limit.headers(),
             )
+
+    async def affordable(self, ctx: Context) -> None:
+        """429 `insufficient_quota` when the key's budget is spent (once the model is known, so that
+        the refusal's ledger row names it)."""
+        assert self.store is not None
+        key = ctx.key
         if key.budget_usd is not None:
             spent = await self.store.spend_usd(key.id)
             if spent >= key.budget_usd:
@@ -339,7 +357,8 @@ class Gateway:
         return [m for m in self.catalogue.enabled() if allowed is None or m.id in allowed]
 
     def resolve(self, model: str, key: KeyRecord, param: str = "model") -> ModelEntry:
-        """The entry of `model`: NotFound (404) unknown or disabled, Forbidden (403) not allowed."""
+        """The entry of `model`: NotFound (404) unknown or disabled, Forbidden (403) not allowed;
+        either quotes at most the name's first 100 characters."""
         assert self.catalogue is not None
         entry = self.catalogue.models.get(model)
         if entry is None:
@@ -347,10 +366,10 @@ class Gateway:
             entry = self.catalogue.models.get(model_id) if model_id else None
         if entry is None or not entry.enabled:
             why = "is disabled" if entry is not None else "does not exist"
-            raise NotFound(f"the model {model!r} {why}", code="model_not_found", param=param)
+            raise NotFound(f"the model {shown(model)} {why}", code="model_not_found", param=param)
         if key.allowed_models is not None and entry.id not in key.allowed_models:
             raise Forbidden(
-                f"this key may not use the model {model!r}", code="model_not_allowed", param=param
+                f"this key may not use the model {shown(model)}", code="model_not_allowed", param=param
             )
         return entry
 

@@ -10,7 +10,9 @@ JSON fields: `ts`, `level`, `logger`, `message`, `request_id`; the access line (
 `pureai.access`) adds `method`, `path` (never the query string), `status`, `latency_ms`, and what
 the pipeline noted: `ttft_ms`, `model`, `provider`, `key_id`, `tenant`; a shadow-router line (logger
 `pureai.shadow`) adds `version`, `selected_model`, `shadow_version`, `shadow_selected_model`,
-`agree`; a record with an exception adds `exc`.
+`agree`; a record with an exception adds `exc`. Every string of the access line went through
+`clip`: at most ACCESS_CHARS characters, control characters escaped (a client's 1 MB model name or
+a path holding a newline cannot make a 1 MB line, nor a second one).
 
 Redaction is the second defence, applied to every string a line carries (message, fields,
 traceback): full API keys (`pk-<id>-<secret>` keeps its id), `sk-`-style provider keys,
@@ -35,11 +37,13 @@ if TYPE_CHECKING:
     from .settings import Settings
 
 __all__ = [
+    "ACCESS_CHARS",
     "ACCESS_FIELDS",
     "SHADOW_FIELDS",
     "RequestInfo",
     "adopt",
     "begin",
+    "clip",
     "configure",
     "current",
     "install",
@@ -50,6 +54,20 @@ __all__ = [
 ACCESS_FIELDS = ("method", "path", "status", "latency_ms", "ttft_ms", "model", "provider", "key_id", "tenant")
 SHADOW_FIELDS = ("version", "selected_model", "shadow_version", "shadow_selected_model", "agree")
 """The fields of a `pureai.shadow` line: the decisions of the current router and of the shadow."""
+ACCESS_CHARS = 300
+"""The longest string an access line field holds (`clip`), a path included."""
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def clip(value: str, limit: int = ACCESS_CHARS) -> str:
+    """`value` as the access line shows it: control characters escaped (`\\n`, `\\x1b`), at most
+    `limit` characters, the last one "…" when cut."""
+    cut = len(value) > limit
+    value = _CONTROL.sub(lambda m: m[0].encode("unicode_escape").decode("ascii"), value[:limit])
+    if cut or len(value) > limit:
+        value = value[: limit - 1] + "…"
+    return value
+
 
 _REDACTIONS: tuple[tuple[re.Pattern[str], str], ...] = (
     # our keys: pk-<12 hex id>-<secret>; the id names the key and is not secret

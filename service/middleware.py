@@ -12,14 +12,18 @@ For every HTTP request, in this order:
   connections). A stream counts until its last byte is sent. /health and /ready are neither counted
   nor refused, so probes see an overloaded worker as alive and ready;
 - **body limit**: bodies over `max_body_bytes` get 413, at once when Content-Length says so, else as
-  soon as the streamed body passes the limit; a malformed Content-Length gets 400;
+  soon as the streamed body passes the limit; a malformed Content-Length gets 400. On the paths whose
+  routes admit the key first (`ADMITTED`), the Content-Length 413 comes when the route reads the
+  body, not a byte of it read: after authentication and the rate limit, so it counts toward the
+  key's requests per minute like any refusal;
 - **a client that leaves** before its whole body is read: status 499 in the metrics and the access
   line, an INFO line, nothing sent and nothing raised (it used to reach uvicorn as a traceback);
 - **unexpected errors**: an exception no handler mapped becomes a 500 `internal_error` naming the
   request id (never a traceback), logged with its traceback, then re-raised for the server;
 - **observation**: the request counted in the metrics (requests, latency, TTFT, in flight) and its one
   access line at INFO, with what the pipeline noted (`logs.note`: model, provider, key id, tenant).
-  Only the path is logged, never the query string, a header or a body.
+  Only the path is logged, never the query string, a header or a body; every string of the line
+  is cut to `logs.ACCESS_CHARS` with its control characters escaped (`logs.clip`).
 
 It replaces Starlette's ServerErrorMiddleware, FastAPI's telemetry and body-limit layers and the
 three of ours that were stacked around the routes: each layer wrapped `send`, so every streamed
@@ -43,9 +47,11 @@ __all__ = ["Edge"]
 
 log = logging.getLogger("pureai.service")
 access_log = logging.getLogger("pureai.access")
-MAX_LOGGED_PATH = 300
 EXEMPT = frozenset({"/health", "/ready"})
 """Paths outside the concurrency bound (probes)."""
+ADMITTED = frozenset({"/v1/chat/completions", "/v1/completions", "/v1/router", "/v1/feedback"})
+"""Paths whose routes authenticate and rate-limit before reading the body: a Content-Length over
+the limit is refused there, by the body's first read (a 413 that counts toward the key's rpm)."""
 TIMED = frozenset({"/v1/router"})
 """Paths whose every response has a Server-Timing header: the router's `decide;dur=` when the app
 set one (a decision ran), else `total;dur=`, the milliseconds until the response started."""
@@ -91,19 +97,24 @@ class Edge:
         counted = scope["path"] not in EXEMPT
         self.metrics.in_flight.inc()
         try:
-            refusal = self._refusal(scope, counted)
+            length = _content_length(scope)
+            refusal = self._refusal(scope, counted, length)
             if refusal is not None:
                 await refusal.response()(scope, receive, send_with_id)
                 return
             if counted:
                 self.in_flight += 1
             try:
-                await self.app(scope, _limited(receive, self.max_body), send_with_id)
+                await self.app(scope, _limited(receive, self.max_body, length), send_with_id)
             except ClientDisconnect:  # the client left before its request body was read
                 status = 499 if not response_started else status  # nginx's "client closed request"
                 log.info("the client closed the connection before sending its whole request")
             except Exception:
-                log.exception("unexpected error on %s %s", scope.get("method"), scope.get("path"))
+                log.exception(
+                    "unexpected error on %s %s",
+                    logs.clip(scope.get("method", "")),
+                    logs.clip(scope.get("path", "")),
+                )
                 if not response_started:
                     error = APIError(f"internal error (request {request_id})", code="internal_error")
                     await error.response()(scope, receive, send_with_id)
@@ -115,18 +126,18 @@ class Edge:
             self.metrics.in_flight.dec()
             self._observe(scope, info, status, time.perf_counter() - started)
 
-    def _refusal(self, scope: Scope, counted: bool) -> APIError | None:
-        """The error that answers the request before the app sees it, if any."""
+    def _refusal(self, scope: Scope, counted: bool, length: int | None) -> APIError | None:
+        """The error that answers the request before the app sees it, if any (`length`: the
+        Content-Length, -1 when malformed)."""
         if counted and self.in_flight >= self.limit:
             return Unavailable(
                 f"the gateway is at capacity ({self.limit} requests in flight); retry shortly",
                 code="overloaded",
                 headers={"retry-after": "1"},
             )
-        length = _content_length(scope)
         if length == -1:
             return BadRequest("invalid Content-Length header", code="invalid_header")
-        if length is not None and length > self.max_body:
+        if length is not None and length > self.max_body and scope["path"] not in ADMITTED:
             return PayloadTooLarge(_too_large(self.max_body), code="request_too_large")
         return None
 
@@ -136,9 +147,9 @@ class Edge:
         self.metrics.request(endpoint, status, elapsed, info.model, info.ttft_ms)
         if not access_log.isEnabledFor(logging.INFO):
             return
-        path = scope.get("path", "")[:MAX_LOGGED_PATH]
+        method, path = logs.clip(scope.get("method", "")), logs.clip(scope.get("path", ""))
         fields = {
-            "method": scope.get("method"),
+            "method": method,
             "path": path,
             "status": status,
             "latency_ms": round(elapsed * 1000, 1),
@@ -146,15 +157,19 @@ class Edge:
         for name in _NOTED:
             value = getattr(info, name)
             if value is not None:
-                fields[name] = value
-        access_log.info("%s %s %d", scope.get("method"), path, status, extra=fields)
+                fields[name] = logs.clip(value) if isinstance(value, str) else value
+        access_log.info("%s %s %d", method, path, status, extra=fields)
 
 
-def _limited(receive: Receive, limit: int) -> Receive:
+def _limited(receive: Receive, limit: int, length: int | None = None) -> Receive:
+    """`receive`, raising PayloadTooLarge once the body passes `limit`: at the first call, before a
+    byte is read, when its Content-Length (`length`) says it will."""
     seen = 0
 
     async def receive_limited() -> Message:
         nonlocal seen
+        if length is not None and length > limit:
+            raise PayloadTooLarge(_too_large(limit), code="request_too_large")
         message = await receive()
         if message["type"] == "http.request":
             seen += len(message.get("body", b""))

@@ -5,13 +5,30 @@ dropped (never an error, never forwarded: a client must not be able to set `api_
 litellm's own options through the body). Those a provider would fail on when malformed (`tools`,
 `tool_choice`, `response_format`, and chat turns without content) are checked for OpenAI's shape
 first: a 400 here costs no upstream attempt and never counts toward a provider's circuit breaker.
+
+Every identifier a client sends is capped, here, before anything is written: a longer one is a 400
+naming its field. The caps (constants below) are OpenAI's where it has one (function names 64):
+
+    model, models[i]                          MAX_MODEL_CHARS        256
+    user                                      MAX_USER_CHARS         256
+    tools[i].function.name, tool_choice's,    MAX_NAME_CHARS          64
+      functions[i].name, function_call.name,
+      messages[i].tool_calls[j].function.name,
+      response_format.json_schema.name
+    stop (each sequence)                      MAX_STOP_CHARS         256
+    request_id (feedback)                     MAX_ID_CHARS           128
+    metric (feedback)                         MAX_METRIC_CHARS       100
+    comment (feedback)                        MAX_COMMENT_CHARS   10,000
+
+(A key's `tenant` and `name` are set by an admin, capped at 200 in service/routes/admin.py.) An
+error that quotes a client's string quotes at most its first 100 characters (`errors.shown`).
 """
 
 from __future__ import annotations
 
 import json
 import re
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -28,9 +45,16 @@ from pydantic_core import PydanticCustomError
 
 from router import DEFAULT_COST_WEIGHT
 
-from .errors import BadRequest, validation_to_bad_request
+from .errors import PARAM_CHARS, BadRequest, clipped, shown, validation_to_bad_request
 
 __all__ = [
+    "MAX_COMMENT_CHARS",
+    "MAX_ID_CHARS",
+    "MAX_METRIC_CHARS",
+    "MAX_MODEL_CHARS",
+    "MAX_NAME_CHARS",
+    "MAX_STOP_CHARS",
+    "MAX_USER_CHARS",
     "PASSTHROUGH",
     "ChatRequest",
     "CompletionRequest",
@@ -52,6 +76,23 @@ PASSTHROUGH = frozenset(
 
 T = TypeVar("T", bound=BaseModel)
 
+MAX_MODEL_CHARS = 256
+"""A model name (`model`, each of `models`): the catalogue's ids and `pureai/` names are far shorter."""
+MAX_USER_CHARS = 256
+"""`user`, the end user's id passed upstream."""
+MAX_NAME_CHARS = 64
+"""A function or tool name, a json_schema's name: OpenAI's own limit."""
+MAX_STOP_CHARS = 256
+"""One stop sequence."""
+MAX_ID_CHARS = 128
+"""A request id in feedback (ours are 28 characters: `req_` and 24 hex digits)."""
+MAX_METRIC_CHARS = 100
+"""A feedback metric's name."""
+MAX_COMMENT_CHARS = 10_000
+"""A feedback comment."""
+
+ModelName = Annotated[str, Field(min_length=1, max_length=MAX_MODEL_CHARS)]
+
 
 class Message(BaseModel):
     """One chat turn. `content` is text or a list of parts (text, image_url, ...).
@@ -68,6 +109,22 @@ class Message(BaseModel):
     tool_calls: Any = None
     function_call: Any = None
     content: str | list[dict[str, Any]] | None = Field(None, validate_default=True)
+
+    @field_validator("tool_calls")
+    @classmethod
+    def _tool_calls(cls, value: Any) -> Any:
+        for i, call in enumerate(value if isinstance(value, list) else ()):
+            function = call.get("function") if isinstance(call, dict) else None
+            if isinstance(function, dict):
+                _check_name(function.get("name"), f"tool_calls[{i}].function.name")
+        return value
+
+    @field_validator("function_call")
+    @classmethod
+    def _function_call(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            _check_name(value.get("name"), "function_call.name")
+        return value
 
     @field_validator("content")
     @classmethod
@@ -107,12 +164,33 @@ class _Sampling(BaseModel):
     tools: Any = None
     tool_choice: Any = None
     response_format: Any = None
+    functions: Any = None  # the legacy forms of tools and tool_choice
+    function_call: Any = None
+    user: str | None = Field(None, max_length=MAX_USER_CHARS)
 
     @field_validator("stop")
     @classmethod
-    def _stop_at_most_four(cls, value: Any) -> Any:
+    def _stop(cls, value: Any) -> Any:
         if isinstance(value, list) and len(value) > 4:
             raise ValueError("at most 4 stop sequences")
+        for i, stop in enumerate([value] if isinstance(value, str) else value or ()):
+            if len(stop) > MAX_STOP_CHARS:
+                raise ValueError(f"stop sequence {i} is longer than {MAX_STOP_CHARS} characters")
+        return value
+
+    @field_validator("functions")
+    @classmethod
+    def _functions(cls, value: Any) -> Any:
+        for i, function in enumerate(value if isinstance(value, list) else ()):
+            if isinstance(function, dict):
+                _check_name(function.get("name"), f"functions[{i}].name")
+        return value
+
+    @field_validator("function_call")
+    @classmethod
+    def _function_call(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            _check_name(value.get("name"), "function_call.name")
         return value
 
     @field_validator("tools")
@@ -152,10 +230,19 @@ class _Sampling(BaseModel):
         return sorted(k for k in (self.model_extra or {}) if k not in PASSTHROUGH)
 
 
-_DECLARED = ("max_tokens", "temperature", "top_p", "stop", "tools", "tool_choice", "response_format")
+_DECLARED = (
+    "max_tokens", "temperature", "top_p", "stop", "tools", "tool_choice", "response_format", "functions",
+    "function_call", "user",
+)  # fmt: skip
 """The fields of `_Sampling` that are sent upstream (the other passed-through ones are extras)."""
 TOOL_CHOICES = ("none", "auto", "required")
 RESPONSE_FORMATS = ("text", "json_object", "json_schema")
+
+
+def _check_name(name: Any, where: str) -> None:
+    """ValueError when `name` is a string longer than MAX_NAME_CHARS (other shapes: the provider's)."""
+    if isinstance(name, str) and len(name) > MAX_NAME_CHARS:
+        raise ValueError(f"{where} is longer than {MAX_NAME_CHARS} characters")
 
 
 def _check_tools(tools: Any) -> None:
@@ -173,6 +260,7 @@ def _check_tools(tools: Any) -> None:
         name = function.get("name")
         if not isinstance(name, str) or not name:
             raise ValueError(f"{where}.function.name must be a non-empty string")
+        _check_name(name, f"{where}.function.name")
         if "description" in function and not isinstance(function["description"], str):
             raise ValueError(f"{where}.function.description must be a string")
         if "parameters" in function and not isinstance(function["parameters"], dict):
@@ -196,8 +284,9 @@ def _check_tool_choice(choice: Any, tools: Any) -> None:
             f'must be one of {", ".join(map(repr, TOOL_CHOICES))} or {{"type": "function", '
             '"function": {"name": ...}}'
         )
+    _check_name(name, "function.name")
     if name not in names:
-        raise ValueError(f"names the function {name!r}, which is not in 'tools'")
+        raise ValueError(f"names the function {shown(name)}, which is not in 'tools'")
 
 
 def _check_response_format(value: Any) -> None:
@@ -211,12 +300,13 @@ def _check_response_format(value: Any) -> None:
     spec = value.get("json_schema")
     if not isinstance(spec, dict) or not isinstance(spec.get("name"), str) or not spec["name"]:
         raise ValueError("json_schema needs an object with a non-empty string 'name'")
+    _check_name(spec["name"], "json_schema.name")
     if "schema" in spec and not isinstance(spec["schema"], dict):
         raise ValueError("json_schema.schema must be a JSON Schema object")
 
 
 class ChatRequest(_Sampling):
-    model: str = Field(min_length=1)
+    model: ModelName
     messages: list[Message] = Field(min_length=1)
 
     def message_dicts(self) -> list[dict[str, Any]]:
@@ -224,7 +314,7 @@ class ChatRequest(_Sampling):
 
 
 class CompletionRequest(_Sampling):
-    model: str = Field(min_length=1)
+    model: ModelName
     prompt: str | list[str]
 
     @field_validator("prompt")
@@ -238,7 +328,7 @@ class CompletionRequest(_Sampling):
 class RouterRequest(_Sampling):
     messages: list[Message] = Field(min_length=1)
     execute: StrictBool = True
-    models: list[str] | None = Field(None, min_length=1)
+    models: list[ModelName] | None = Field(None, min_length=1)
     cost_weight: StrictFloat = Field(DEFAULT_COST_WEIGHT, ge=0, le=1)
 
     def message_dicts(self) -> list[dict[str, Any]]:
@@ -250,11 +340,11 @@ class FeedbackRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    request_id: str = Field(min_length=1, max_length=200)
+    request_id: str = Field(min_length=1, max_length=MAX_ID_CHARS)
     score: StrictFloat | None = Field(None, ge=0, le=1)
     thumbs: Literal["up", "down"] | None = None
-    metric: str = Field("score", min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:-]+$")
-    comment: str | None = Field(None, max_length=10_000)
+    metric: str = Field("score", min_length=1, max_length=MAX_METRIC_CHARS, pattern=r"^[A-Za-z0-9_.:-]+$")
+    comment: str | None = Field(None, max_length=MAX_COMMENT_CHARS)
 
     def value(self) -> float:
         """The score (thumbs up 1.0, down 0.0); BadRequest unless exactly one of the two is given."""
@@ -288,7 +378,7 @@ def parse_body(raw: bytes, model: type[T]) -> T:
     if where is not None:
         raise BadRequest(
             "the body holds a lone UTF-16 surrogate (an unpaired \\ud800-\\udfff escape): not valid Unicode",
-            param=".".join(where) or None,
+            param=clipped(".".join(where), PARAM_CHARS) or None,
             code="invalid_encoding",
         )
     try:

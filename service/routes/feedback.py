@@ -8,6 +8,9 @@ completion). A key may rate only its own requests: any other id, or one never re
 One score is kept per (request, metric): sending it again replaces it, so a retry is harmless.
 A "score" (or thumbs) on a routed request also teaches the router in service how far off its
 prediction for that model was (service/learning.py).
+
+POST counts toward the key's requests per minute (admitted before its body is read, so a refused
+one counts too); `request_id` is at most MAX_ID_CHARS long, in the body and in GET's query.
 """
 
 import time
@@ -16,8 +19,8 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from ..errors import NotFound
-from ..protocol import FeedbackRequest, parse_body
+from ..errors import BadRequest, NotFound, shown
+from ..protocol import MAX_ID_CHARS, FeedbackRequest, parse_body
 from ..shaping import JSON
 from ..store import Feedback, UsageRow
 from . import gateway
@@ -41,13 +44,16 @@ def feedback_json(feedback: Feedback, model: str | None) -> dict[str, Any]:
 async def create_feedback(request: Request) -> Response:
     gw = gateway(request)
     ctx = await gw.authenticate(request, "feedback")
+    await gw.admit(ctx)
     req = parse_body(await request.body(), FeedbackRequest)
     score = req.value()
     assert gw.store is not None
     rows = [r for r in await gw.store.usage_of(req.request_id) if r.key_id == ctx.key.id]
     if not rows:
         raise NotFound(
-            f"no request {req.request_id!r} made with this key", code="request_not_found", param="request_id"
+            f"no request {shown(req.request_id)} made with this key",
+            code="request_not_found",
+            param="request_id",
         )
     feedback = Feedback(req.request_id, req.metric, score, ctx.key.id, time.time(), req.comment)
     new = await gw.store.put_feedback(feedback)
@@ -73,6 +79,12 @@ async def list_feedback(request: Request) -> dict[str, Any]:
     ctx = await gw.authenticate(request, "feedback")
     assert gw.store is not None
     request_id = request.query_params.get("request_id") or None
+    if request_id is not None and len(request_id) > MAX_ID_CHARS:
+        raise BadRequest(
+            f"invalid 'request_id': longer than {MAX_ID_CHARS} characters",
+            param="request_id",
+            code="invalid_value",
+        )
     found = await gw.store.feedback(key_id=ctx.key.id, request_id=request_id)
     models: dict[str, str | None] = {}
     for f in found:

@@ -7,6 +7,9 @@ quality, expected cost and utility, the prompt's capabilities and complexity, an
 the router that decided (`router_version`; every /v1/router response also has it as the header
 `x-pureai-router-version`), and the candidates left out, each `"eligible": false` with a `reason`
 code and a `detail` sentence.
+
+The key is admitted (rate limit) before the body is read, so a refused body (400, 413) or an
+unknown model in `models` (404) uses a request of the key's per-minute limit.
 """
 
 from typing import Any
@@ -27,12 +30,13 @@ async def route(request: Request) -> Response:
     gw = gateway(request)
     ctx = await gw.authenticate(request, "router")
     async with gw.recorded(ctx):
+        await gw.admit(ctx)  # before the body is read: a refused body counts as a request
         req = parse_body(await request.body(), RouterRequest)
         messages = req.message_dicts()
         payload = {"messages": messages, **req.upstream_params()}
         decision, refused = await gw.decide(payload, req.models, req.cost_weight, ctx.key, ctx)
         ctx.model = decision.selected_model
-        await gw.admit(ctx)
+        await gw.affordable(ctx)
         routing = decision.to_api()
         entry = gw.resolve(decision.selected_model, ctx.key)
         if not req.execute:

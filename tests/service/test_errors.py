@@ -245,7 +245,7 @@ SERVER_TIMING = re.compile(r"(decide|total);dur=(\d+\.\d{3})")
 
 def test_every_router_answer_has_server_timing(gateway: Gateway, fresh: Upstreams, small: Gateway) -> None:
     """The router's decide;dur= once a decision ran, else total;dur= (errors before the decision)."""
-    key = new_key(gateway, rpm=1)
+    key, limited = new_key(gateway), new_key(gateway, rpm=1)
     hi = [{"role": "user", "content": "Hi"}]
     cases = [
         (gateway, h(), {"messages": hi}, 401, "total"),
@@ -253,8 +253,8 @@ def test_every_router_answer_has_server_timing(gateway: Gateway, fresh: Upstream
         (gateway, h(key), {"messages": [{"role": "user"}]}, 400, "total"),
         (gateway, h(key), {"messages": [{"role": "system", "content": "Be brief."}]}, 400, "total"),
         (gateway, h(key), {"messages": hi, "models": ["gpt-9"]}, 404, "total"),
-        (gateway, h(key), {"messages": hi, "execute": False}, 200, "decide"),
-        (gateway, h(key), {"messages": hi, "execute": False}, 429, "total"),  # refused after deciding
+        (gateway, h(limited), {"messages": hi, "execute": False}, 200, "decide"),
+        (gateway, h(limited), {"messages": hi, "execute": False}, 429, "total"),  # refused before deciding
         (
             small,
             h(new_key(small)),
@@ -475,8 +475,11 @@ def test_a_body_over_the_limit_is_413_with_content_length(small: Gateway, fresh:
     for path in (CHAT, TEXT, ROUTER, "/v1/admin/keys"):
         err = error(small.http.post(path, headers=h(key), content=raw), 413, "request_too_large")
         assert str(SMALL_BODY) in err["message"]
-    # The size is refused before the key is even looked at.
-    error(small.http.post(CHAT, headers=h(), content=raw), 413, "request_too_large")
+    # Elsewhere the size is refused before the key is even looked at; the completion endpoints and
+    # the router check the key and its rate limit first (the 413 counts toward rpm: test_abuse.py),
+    # and neither reads a byte of the body.
+    error(small.http.post("/v1/admin/keys", headers=h(), content=raw), 413, "request_too_large")
+    error(small.http.post(CHAT, headers=h(), content=raw), 401, "missing_api_key")
     assert fresh[0].requests() == [] and fresh[1].requests() == []
 
 
