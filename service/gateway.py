@@ -549,14 +549,15 @@ class Gateway:
             relay = self._relay(ctx, kind, entry, opened, payload, usage_chunk, routing, tally)
             headers.update({"cache-control": "no-cache", "x-accel-buffering": "no"})
             return Stream(
-                relay, lambda why: self._cut(ctx, kind, entry, opened, payload, tally, why), headers, self._tasks
+                relay,
+                lambda why: self._cut(ctx, kind, entry, opened, payload, tally, why),
+                headers,
+                self._tasks,
             )
         now = time.perf_counter()
         body = shaping.completion_body(opened.response, kind, entry.id)
         body["id"] = ctx.request_id  # our id (also x-request-id), the one POST /v1/feedback takes
-        tokens = shaping.Tokens.of(opened.response) or self._estimate(
-            payload, body, kind
-        )
+        tokens = shaping.Tokens.of(opened.response) or self._estimate(payload, body, kind)
         latency = ctx.elapsed_ms(now)
         body["usage"] = shaping.usage_body(entry, tokens, latency, latency)
         if routing is not None:
@@ -665,7 +666,9 @@ class Gateway:
         tokens = tally.reported or self._estimate_stream(payload, tally.chars)
         usage = shaping.usage_body(entry, tokens, ctx.elapsed_ms(), tally.ttft_ms)
         tally.billed = True
-        billed = await self._ledger(ctx, entry, opened, usage, 200, broke.code if broke else None, stream=True)
+        billed = await self._ledger(
+            ctx, entry, opened, usage, 200, broke.code if broke else None, stream=True
+        )
         await self._tokens(ctx, tokens)
         if broke is not None:
             if held is not None:
