@@ -120,7 +120,7 @@ def refuse_named(
         reason = reasons[0]
         assert reason is not None
         raise BadRequest(
-            f"{entry.id} cannot serve this request: {_explain(reason, entry, needs)}",
+            f"{entry.id} cannot serve this request: {detail(reason, entry, needs)}",
             code="unsupported_by_model",
             param=_PARAM[reason],
         )
@@ -145,11 +145,6 @@ def reasoning_payload(payload: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def detail(reason: str, entry: ModelEntry, needs: Needs, missing_env: Sequence[str] = ()) -> str:
-    """A sentence on why `entry` is left out."""
-    return _explain(reason, entry, needs, missing_env)
-
-
 def no_eligible_model(refusals: Sequence[Refusal]) -> APIError:
     """The error when no candidate is left: 400 when the request's needs ruled them out (the client
     can change it), 503 when missing credentials or prices did (the gateway's set-up)."""
@@ -172,7 +167,8 @@ _PARAM = {
 }
 
 
-def _explain(reason: str, entry: ModelEntry, needs: Needs, missing_env: Sequence[str] = ()) -> str:
+def detail(reason: str, entry: ModelEntry, needs: Needs, missing_env: Sequence[str] = ()) -> str:
+    """A sentence on why `entry` is left out (or cannot serve a request)."""
     if reason == "no_credentials" and missing_env:
         return f"no provider of it is configured (set {' or '.join(missing_env)})"
     if reason == "max_output_tokens":

@@ -71,8 +71,11 @@ class Target:
     api_key: str | None
     custom: bool = False
     """A `pureai/` deployment: an OpenAI-compatible server with a real /v1/completions endpoint."""
-    features: Features = Features()
-    """What the model accepts on this provider."""
+
+    @property
+    def features(self) -> Features:
+        """What the model accepts on this provider."""
+        return self.provider.features
 
     def model(self, kind: Kind) -> str:
         """The litellm model string; a custom deployment's /v1/completions gets the raw prompt."""
@@ -289,7 +292,7 @@ class Executor:
         api_base = provider.api_base or entry.api_base
         api_key = self._api_key(entry, provider) or (KEYLESS if api_base else None)
         model = provider.litellm_model or entry.litellm_model
-        return Target(provider, model, api_base, api_key, entry.is_custom, provider.features)
+        return Target(provider, model, api_base, api_key, entry.is_custom)
 
     def _api_key(self, entry: ModelEntry, provider: Provider) -> str | None:
         env = provider.api_key_env or entry.api_key_env
