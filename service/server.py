@@ -12,6 +12,9 @@ budget of a graceful shutdown.
     or of the end of the previous response on a keep-alive connection; a connection that sent nothing
     is then closed, one that sent part of a head gets 408;
   - **keep-alive**: an idle connection is closed after `keep_alive_s` (uvicorn's `timeout_keep_alive`);
+  - **body timeout**: a request's body must be complete within `body_timeout_s` of its head, or it
+    gets 408 (unless it was answered already, as a wrong key is before its body is read) and the
+    application sees the client gone;
   - **connections**: past `max_connections` in a worker, a new connection takes the place of the one
     that has waited longest for a request head with nothing in flight (as nginx reuses idle keep-alive
     connections when it runs out), or is closed at once if every connection is busy with a request.
@@ -74,6 +77,8 @@ class Limits:
     - `header_timeout_s`: from the connection's start, or the end of the previous response, until the
       head is complete; then a silent connection is closed and a partial head gets 408.
     - `keep_alive_s`: an idle keep-alive connection is closed after this long.
+    - `body_timeout_s`: from the end of a request's head until its body is complete; then, unless
+      the request has been answered already, 408 and the request is cancelled.
     - `max_connections`: open connections per worker (see `HttpProtocol`).
     """
 
@@ -82,6 +87,7 @@ class Limits:
     max_url_bytes: int = 8 * 1024
     header_timeout_s: float = 10.0
     keep_alive_s: float = 5.0
+    body_timeout_s: float = 30.0
     max_connections: int = 1000
 
     @classmethod
@@ -92,6 +98,7 @@ class Limits:
             max_url_bytes=settings.max_url_bytes,
             header_timeout_s=settings.header_timeout_s,
             keep_alive_s=settings.keep_alive_s,
+            body_timeout_s=settings.body_timeout_s,
             max_connections=settings.max_connections,
         )
 
@@ -157,6 +164,7 @@ class HttpProtocol(HttpToolsProtocol):
         self._head = 0
         self._deadline = 0.0  # loop time by which the head being read must be complete
         self._refusal: tuple[int, str, str] | None = None  # set by a parser callback that refuses
+        self._body_timer: Any = None  # armed from a head's end until its body is complete
         self._waiting = _waiting(server_state)
 
     # -- connections ---------------------------------------------------------------------------
@@ -170,6 +178,7 @@ class HttpProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._waiting.pop(self, None)
+        self._stop_body_timer()
         super().connection_lost(exc)
 
     def _make_room(self) -> bool:
@@ -278,8 +287,10 @@ class HttpProtocol(HttpToolsProtocol):
         self._waiting.pop(self, None)
         self._unset_keepalive_if_required()
         super().on_headers_complete()
+        self._body_timer = self.loop.call_later(self.limits.body_timeout_s, self._body_late)
 
     def on_message_complete(self) -> None:
+        self._stop_body_timer()
         super().on_message_complete()
         self._head = 0  # the next request's head
         if self.cycle.response_complete and not self.pipeline:  # answered before its body had come
@@ -303,11 +314,33 @@ class HttpProtocol(HttpToolsProtocol):
                 self.timeout_keep_alive, self.timeout_keep_alive_handler
             )
 
+    def _stop_body_timer(self) -> None:
+        if self._body_timer is not None:
+            self._body_timer.cancel()
+            self._body_timer = None
+
+    def _body_late(self) -> None:
+        """The body did not come in time: 408 and the application's `receive` sees the client gone;
+        a request answered already (a wrong key, before its body) has its connection closed."""
+        self._body_timer = None
+        cycle = self.cycle
+        if self._head != _BODY or self.transport.is_closing() or cycle is None:
+            return
+        if cycle.response_complete:  # answered long ago; nobody reads the rest of the body
+            self.transport.close()
+            return
+        timeout = self.limits.body_timeout_s
+        self._refuse(
+            408, "body_timeout", f"the request body was not complete within {timeout:g} s", current=True
+        )
+        cycle.disconnected = True
+        cycle.message_event.set()
+
     # -- refusing ------------------------------------------------------------------------------
-    def _refuse(self, status: int, code: str, message: str) -> None:
-        """Answer `status` in OpenAI's error shape, unless an answer to an earlier request is still
-        being written on this connection; then half-close it, drop what the client still sends, and
-        close it after `LINGER_S` at the latest."""
+    def _refuse(self, status: int, code: str, message: str, current: bool = False) -> None:
+        """Answer `status` in OpenAI's error shape, unless an answer to an earlier request (or, with
+        `current`, to this one) is being written on this connection; then half-close it, drop what
+        the client still sends, and close it after `LINGER_S` at the latest."""
         self._head = _DROPPING
         self._waiting.pop(self, None)
         self._unset_keepalive_if_required()
@@ -316,7 +349,8 @@ class HttpProtocol(HttpToolsProtocol):
         transport = self.transport
         if transport.is_closing():
             return
-        if self.cycle is None or self.cycle.response_complete:
+        free = self.cycle is None or self.cycle.response_complete
+        if free or (current and not self.cycle.response_started):
             error = {"message": message, "type": "invalid_request_error", "param": None, "code": code}
             body = json.dumps({"error": error}).encode()
             head = [STATUS_LINE[status]]

@@ -20,9 +20,13 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PUREAI_", extra="ignore", frozen=True)
 
     host: str = "127.0.0.1"
+    """The address `pureai serve` listens on (`0.0.0.0` for every interface)."""
     port: int = Field(8000, ge=0, le=65535)
+    """The port `pureai serve` listens on."""
     workers: int = Field(1, ge=1, le=64)
+    """Worker processes sharing the listening socket (limits are exact across them only with Redis)."""
     log_level: str = "info"
+    """debug, info, warning or error; debug opens every logger, litellm's included."""
     log_format: Literal["json", "text"] = "json"
     """Log lines as JSON objects (ts, level, logger, message, request_id, ...) or as text."""
     metrics_key: SecretStr | None = None
@@ -33,6 +37,7 @@ class Settings(BaseSettings):
     artifacts: Path | None = None
     """Router artifacts from `pureai train`; default: the shipped ones."""
     router_threads: int = Field(1, ge=1, le=16)
+    """onnxruntime threads of the prompt embedder, per worker."""
 
     data_dir: Path = Path(".pureai")
     """Where the embedded SQLite store lives when `database_url` is not set."""
@@ -54,6 +59,7 @@ class Settings(BaseSettings):
     default_rpm: int | None = Field(None, ge=1)
     """Requests per minute for keys created without a limit."""
     default_tpm: int | None = Field(None, ge=1)
+    """Tokens per minute for keys created without a limit."""
     allow_private_upstreams: str = ""
     """Private, loopback, link-local or metadata addresses that deployments registered through the
     admin API may call: networks, addresses and host names, comma-separated
@@ -78,7 +84,9 @@ class Settings(BaseSettings):
     """Failures (5xx, connection errors, timeouts) within `breaker_window_s` that open a provider's
     circuit: it is skipped for `breaker_cooldown_s`, then one probe request tests it; 0: off."""
     breaker_window_s: float = Field(30.0, gt=0)
+    """The window in which `breaker_failures` failures open a provider's circuit."""
     breaker_cooldown_s: float = Field(15.0, gt=0)
+    """How long an open circuit skips its provider before one probe request."""
     rate_limit_cooldown_max_s: float = Field(60.0, ge=0)
     """A provider's 429 with Retry-After / retry-after-ms skips it until then, at most this long;
     0: the hint is ignored (the 429 counts as a failure)."""
@@ -114,6 +122,9 @@ class Settings(BaseSettings):
     closed, and one that sent part of a head gets 408."""
     keep_alive_s: float = Field(5.0, gt=0)
     """An idle keep-alive connection is closed after this long."""
+    body_timeout_s: float = Field(30.0, gt=0)
+    """A request's body must be complete within this long of the end of its head: else 408, unless
+    it was answered already (a wrong key is refused before its body is read)."""
     max_connections: int = Field(1000, ge=1)
     """Open connections per worker; one more takes the place of the connection that has waited
     longest for a request with nothing in flight, or is closed at once if all are busy."""

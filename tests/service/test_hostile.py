@@ -32,6 +32,7 @@ from tests.service.gateway_server import ADMIN_KEY, PUREAI, Gateway, free_port
 
 HEADER_TIMEOUT_S = 1.0
 KEEP_ALIVE_S = 0.5
+BODY_TIMEOUT_S = 1.0
 CAP = 8
 ERROR_FIELDS = {"message", "type", "param", "code"}
 Upstreams = tuple[FakeUpstream, FakeUpstream]
@@ -45,6 +46,7 @@ def hostile(catalogue_file: Path, tmp_path_factory: pytest.TempPathFactory) -> I
         tmp_path_factory.mktemp("hostile"),
         PUREAI_HEADER_TIMEOUT_S=str(HEADER_TIMEOUT_S),
         PUREAI_KEEP_ALIVE_S=str(KEEP_ALIVE_S),
+        PUREAI_BODY_TIMEOUT_S=str(BODY_TIMEOUT_S),
     )
     with Gateway.start(env) as gw:
         yield gw
@@ -252,6 +254,51 @@ def test_keep_alive_idle_and_a_slow_next_head_are_both_bounded(hostile: Gateway)
     assert HEADER_TIMEOUT_S * 0.9 <= took < HEADER_TIMEOUT_S + 3, took
 
 
+def post_head(path: str, length: int, *headers: str) -> bytes:
+    lines = [f"POST {path} HTTP/1.1", "Host: 127.0.0.1", "Content-Type: application/json"]
+    lines += [*headers, f"Content-Length: {length}", "", ""]
+    return "\r\n".join(lines).encode()
+
+
+def test_a_body_that_does_not_come_gets_408_at_the_body_timeout(hostile: Gateway) -> None:
+    """An authenticated request whose head promises 1,000 bytes of body and sends 10, then trickles a
+    byte every 0.1 s, gets 408 `body_timeout` once PUREAI_BODY_TIMEOUT_S (1 s) has passed since its
+    head, then the connection is closed; the gateway still answers others."""
+    with connect(hostile) as sock:
+        sock.sendall(post_head("/v1/admin/keys", 1000, f"x-api-key: {ADMIN_KEY}") + b'{"name": "')
+        took = trickle(sock, b"x" * 1000)
+        raw = read_all(sock)
+    assert_refused(raw, 408, "body_timeout")
+    assert BODY_TIMEOUT_S * 0.9 <= took < BODY_TIMEOUT_S + 3, took
+    assert served(hostile, get("/health")) == 200
+    keys = httpx.get(f"{hostile.url}/v1/admin/keys", headers={"x-api-key": ADMIN_KEY}, timeout=10)
+    assert keys.status_code == 200, keys.text
+
+
+def test_a_request_answered_before_its_body_cannot_hold_the_connection(hostile: Gateway) -> None:
+    """A wrong key gets its 401 before the body is read; a body trickled after it (each byte used
+    to restart the keep-alive timer) does not keep the connection open past the body timeout."""
+    with connect(hostile) as sock:
+        sock.sendall(post_head("/v1/chat/completions", 100_000, "x-api-key: pk-nobody-wrong"))
+        started = time.monotonic()
+        first = b""
+        while b"\r\n\r\n" not in first:
+            first += sock.recv(65536)
+        assert first.startswith(b"HTTP/1.1 401"), first[:200]
+        for _ in range(200):  # 20 s of trickling at most
+            readable, _, _ = select.select([sock], [], [], 0.1)
+            if readable:
+                break
+            try:
+                sock.send(b"x")
+            except OSError:
+                break
+        rest = read_all(sock)
+        took = time.monotonic() - started
+    assert b"HTTP/1.1" not in rest, rest[:200]
+    assert took < BODY_TIMEOUT_S + 3, took
+
+
 # -- connections per worker ------------------------------------------------------------------------
 
 
@@ -406,7 +453,8 @@ def test_the_limits_are_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     from service.server import Limits
     from service.settings import Settings
 
-    for name in ("MAX_HEADER_BYTES", "MAX_HEADERS", "MAX_URL_BYTES", "HEADER_TIMEOUT_S", "KEEP_ALIVE_S"):
+    names = ("MAX_HEADER_BYTES", "MAX_HEADERS", "MAX_URL_BYTES", "HEADER_TIMEOUT_S", "KEEP_ALIVE_S", "BODY_TIMEOUT_S")
+    for name in names:
         monkeypatch.delenv("PUREAI_" + name, raising=False)
     monkeypatch.delenv("PUREAI_MAX_CONNECTIONS", raising=False)
     assert Limits.of(Settings()) == Limits(
@@ -415,10 +463,13 @@ def test_the_limits_are_settings(monkeypatch: pytest.MonkeyPatch) -> None:
         max_url_bytes=8192,
         header_timeout_s=10.0,
         keep_alive_s=5.0,
+        body_timeout_s=30.0,
         max_connections=1000,
     )
     monkeypatch.setenv("PUREAI_MAX_HEADER_BYTES", "2048")
     monkeypatch.setenv("PUREAI_HEADER_TIMEOUT_S", "2.5")
     monkeypatch.setenv("PUREAI_MAX_CONNECTIONS", "7")
+    monkeypatch.setenv("PUREAI_BODY_TIMEOUT_S", "4")
     limits = Limits.of(Settings())
-    assert (limits.max_header_bytes, limits.header_timeout_s, limits.max_connections) == (2048, 2.5, 7)
+    got = (limits.max_header_bytes, limits.header_timeout_s, limits.max_connections, limits.body_timeout_s)
+    assert got == (2048, 2.5, 7, 4.0)
