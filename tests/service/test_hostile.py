@@ -453,7 +453,14 @@ def test_the_limits_are_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     from service.server import Limits
     from service.settings import Settings
 
-    names = ("MAX_HEADER_BYTES", "MAX_HEADERS", "MAX_URL_BYTES", "HEADER_TIMEOUT_S", "KEEP_ALIVE_S", "BODY_TIMEOUT_S")
+    names = (
+        "MAX_HEADER_BYTES",
+        "MAX_HEADERS",
+        "MAX_URL_BYTES",
+        "HEADER_TIMEOUT_S",
+        "KEEP_ALIVE_S",
+        "BODY_TIMEOUT_S",
+    )
     for name in names:
         monkeypatch.delenv("PUREAI_" + name, raising=False)
     monkeypatch.delenv("PUREAI_MAX_CONNECTIONS", raising=False)
