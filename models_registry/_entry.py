@@ -106,6 +106,13 @@ class ModelEntry:
     unpriced model is never a routing candidate and never serves a key with a budget."""
     features: Features = Features()
     """What the model accepts on its primary provider (each provider has its own)."""
+    like: str | None = None
+    """A model (catalogue id or data name) whose learned quality stands in for this one's while it
+    has no outcome data of its own: a predecessor or a sibling ("gpt-4o-mini" for gpt-4.1-mini)."""
+    like_offset: float = 0.0
+    """Logits added to the relative's quality (what published scores say of the difference)."""
+    prior_source: str | None = None
+    """Where the quality priors come from (a benchmark, a leaderboard, a relative)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "quality_priors", dict(self.quality_priors))

@@ -172,6 +172,9 @@ def _priced(spec: EntrySpec, price_map: dict[str, Any] | None, source: Path | No
         free=spec.free,
         priced=priced,
         features=primary.features if primary is not None else spec.features,
+        like=spec.like,
+        like_offset=spec.like_offset,
+        prior_source=spec.prior_source,
     )
 
 

@@ -35,6 +35,7 @@ MODEL_KEYS = frozenset(
         "output_per_mtok", "cached_input_per_mtok", "enabled", "quality_priors", "aliases",
         "providers", "api_base", "api_key_env", "expected_output_tokens", "free", "reasoning",
         "max_output_tokens", "supports_vision", "supports_function_calling", "supports_response_schema",
+        "like", "like_offset", "prior_source",
     }
 )  # fmt: skip
 FEATURE_KEYS = (
@@ -82,6 +83,9 @@ class EntrySpec:
     free: bool = False
     features: Features = Features()
     """What the table itself says the model accepts (None where it says nothing)."""
+    like: str | None = None
+    like_offset: float = 0.0
+    prior_source: str | None = None
 
 
 class _Fields:
@@ -203,7 +207,22 @@ def validate_entry(raw: object, index: int, path: Path | None) -> EntrySpec:
         expected_output_tokens=f.count("expected_output_tokens") or DEFAULT_EXPECTED_OUTPUT_TOKENS,
         free=f.flag("free", False),
         features=_features(f),
+        like=f.text("like"),
+        like_offset=_offset(f),
+        prior_source=f.text("prior_source"),
     )
+
+
+def _offset(f: _Fields) -> float:
+    """`like_offset`: logits added to the relative's quality, within [-3, 3]."""
+    value = f.get("like_offset", (int, float), "a number of logits")
+    if value is None:
+        return 0.0
+    if isinstance(value, bool) or not -3 <= value <= 3:
+        raise f.fail("like_offset", f"expected a number of logits in [-3, 3], got {value!r}")
+    if f.table.get("like") is None:
+        raise f.fail("like_offset", "needs `like`: the model whose quality it shifts")
+    return float(value)
 
 
 def _features(f: _Fields) -> Features:

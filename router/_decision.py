@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 PRIOR_CONFIDENCE_SHRINK = 0.7  # confidence from catalogue priors is pulled toward 0.5 by this factor
+LEARNED = ("learned", "ability")  # quality sources that rest on the model's own outcome data
 
 
 @dataclass(frozen=True)
@@ -14,13 +15,16 @@ class Candidate:
     quality: float  # predicted probability of a good answer (calibrated)
     cost_usd: float  # expected cost of this request on this model
     utility: float  # quality - lambda(cost_weight) * normalised log cost
-    quality_source: str  # "learned" (outcome data) or "prior" (catalogue priors only)
+    quality_source: str
+    """What the quality rests on: "learned" (outcomes on training prompts like this one), "ability"
+    (the model's learned ability on this kind of prompt, from all its outcomes), "relative" (no
+    outcome data of its own: the model its catalogue entry is `like`) or "prior" (catalogue priors)."""
 
     @property
     def confidence(self) -> float:
         """The decision's confidence when this candidate is chosen: its predicted quality, pulled
-        toward 0.5 by PRIOR_CONFIDENCE_SHRINK when it rests on catalogue priors."""
-        if self.quality_source == "learned":
+        toward 0.5 by PRIOR_CONFIDENCE_SHRINK when it rests on no outcome data of its own."""
+        if self.quality_source in LEARNED:
             return self.quality
         return 0.5 + PRIOR_CONFIDENCE_SHRINK * (self.quality - 0.5)
 

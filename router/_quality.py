@@ -43,13 +43,23 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
+NEAR = (0.45, 0.70)
+"""Mean cosine similarity of a prompt's `NEAREST` closest training prompts at which the estimate
+from similar prompts starts to count, and at which it counts in full (for a model with outcomes on
+all of its k neighbours): a benchmark item's closest training prompts are its siblings (0.65-0.75);
+real requests unlike any training item have them at 0.2-0.5, and their outcomes say little about it."""
+NEAREST = 10
+
+
 @dataclass(frozen=True)
 class Features:
     capabilities: np.ndarray  # (n, C)
     groups: np.ndarray  # (n, G)
     complexity: np.ndarray  # (n,)
-    quality: np.ndarray  # (n, M) calibrated, learned models
+    quality: np.ndarray  # (n, M) calibrated, from similar training prompts (heads, neighbours, groups)
     out_tokens: np.ndarray  # (n, M) expected output tokens
+    ability: np.ndarray  # (n, M) from each model's ability on the prompt's capabilities
+    local: np.ndarray  # (n, M) in [0, 1]: how much `quality` counts against `ability`
 
 
 class QualityModel:
@@ -72,10 +82,26 @@ class QualityModel:
         self.blend = table["blend"]
         self.calibration = table["calibration"]
         self.k = int(table["knn_k"])
+        abilities = table.get("abilities")  # artifacts before it have none: `quality` alone
+        self.abilities: dict[str, np.ndarray] | None = None
+        if abilities is not None:
+            self.abilities = {
+                "theta": np.asarray(abilities["theta"], dtype=np.float64),
+                "slope": np.asarray(abilities["slope"], dtype=np.float64),
+                "rows": np.asarray(abilities["rows"], dtype=np.float64),
+            }
+            self.ability_center = float(abilities["center"])
+            self.ability_span = tuple(abilities.get("span", (-np.inf, np.inf)))
+            self.pooled_slope = float(abilities["pooled_slope"])
+            if list(abilities["capabilities"]) != self.capabilities:
+                raise ValueError("quality.json: abilities are not over the heads' capabilities")
+        self.complexity_mean = float(table["complexity_mean"])
         self.shape: list[str] = list(table.get("shape", []))  # artifacts before it have none
         unknown = [n for n in self.shape if n not in SHAPE]
         if unknown:  # checked here, not on the first decision
-            raise ValueError(f"quality.json: unknown prompt shape features {unknown} (known: {', '.join(SHAPE)})")
+            raise ValueError(
+                f"quality.json: unknown prompt shape features {unknown} (known: {', '.join(SHAPE)})"
+            )
         with np.load(knn_path) as knn:
             self.knn_emb = np.asarray(knn["embeddings"], dtype=np.float32)
             self.knn_shape = np.asarray(
@@ -108,15 +134,29 @@ class QualityModel:
         names = [o.name for o in self.session.get_outputs()]
         return dict(zip(names, self.session.run(None, {"embedding": emb}), strict=True))
 
-    def knn(self, emb: np.ndarray, fallback: np.ndarray, exclude: np.ndarray | None = None) -> np.ndarray:
+    def knn(
+        self, emb: np.ndarray, fallback: np.ndarray, exclude: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The neighbour mean of each model's scores (`fallback` where no neighbour has one), and
+        how much that mean counts: per model, the share of the k that have its outcome, times where
+        the mean similarity of the `NEAREST` falls between the two `NEAR` bounds."""
         if self.knn_emb.shape[0] <= (0 if exclude is None else 1) or self.k == 0:
-            return fallback
-        top = self.neighbours(emb.astype(np.float32, copy=False), exclude)
+            return fallback, np.zeros_like(fallback)
+        top, sims = self._neighbours(emb.astype(np.float32, copy=False), exclude)
         seen = self.knn_seen[top].sum(axis=1)  # (n, M)
         total = self.knn_scores[top].sum(axis=1)
-        return np.where(seen > 0, total / np.where(seen > 0, seen, 1), fallback)
+        mean = np.where(seen > 0, total / np.where(seen > 0, seen, 1), fallback)
+        near = np.clip((sims[:, :NEAREST].mean(axis=1) - NEAR[0]) / (NEAR[1] - NEAR[0]), 0.0, 1.0)
+        share = (self.knn_seen[top] > 0).mean(axis=1)
+        return mean, share * near[:, None]
 
     def neighbours(self, emb: np.ndarray, exclude: np.ndarray | None = None) -> np.ndarray:
+        """(n, k) indices of the k most similar memory rows (see `_neighbours`)."""
+        return self._neighbours(emb, exclude)[0]
+
+    def _neighbours(
+        self, emb: np.ndarray, exclude: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(n, k) indices of the k most similar memory rows, exactly as a float32 search finds them
         (ties to the lower index); with `exclude`, row i leaves out memory row exclude[i] (a
         training prompt's own row, so that its prediction is the one a new prompt would get).
@@ -135,7 +175,7 @@ class QualityModel:
         if exclude is not None:
             exact[candidates == np.asarray(exclude)[:, None]] = -np.inf
         order = np.argsort(-exact, axis=1, kind="stable")[:, :k]
-        return np.take_along_axis(candidates, order, axis=1)
+        return np.take_along_axis(candidates, order, axis=1), np.take_along_axis(exact, order, axis=1)
 
     def features(
         self, emb: np.ndarray, shape: np.ndarray | None = None, exclude: np.ndarray | None = None
@@ -145,14 +185,31 @@ class QualityModel:
         h = self.heads(emb, shape)
         groups = h["groups"].astype(np.float64)
         table = groups @ self.group_table
-        knn = self.knn(emb, table, exclude)
+        knn, near = self.knn(emb, table, exclude)
         parts = {"logreg": h["quality"].astype(np.float64), "table": table, "knn": knn}
         q = sum(float(self.blend[name]) * parts[name] for name in parts if self.blend.get(name))
         q = sigmoid(self.calibration["a"] * logit(np.asarray(q)) + self.calibration["b"])
-        return Features(
-            h["capabilities"].astype(np.float64),
-            groups,
-            h["complexity"][:, 0].astype(np.float64),
-            q,
-            groups @ self.out_table,
-        )
+        caps = h["capabilities"].astype(np.float64)
+        complexity = h["complexity"][:, 0].astype(np.float64)
+        if self.abilities is None:
+            ability, local = q, np.ones_like(q)
+        else:
+            ability, local = self.ability(caps, complexity), near
+        return Features(caps, groups, complexity, q, groups @ self.out_table, ability, local)
+
+    def ability(self, caps: np.ndarray, complexity: np.ndarray) -> np.ndarray:
+        """(n, M): each model's ability mixed over the prompts' capability probabilities, at their
+        complexity (training/abilities.py)."""
+        assert self.abilities is not None
+        d = np.clip(logit(complexity) - self.ability_center, *self.ability_span)  # (n,)
+        eta = self.abilities["theta"][None, :, :] + self.abilities["slope"][None, :, None] * d[:, None, None]
+        return np.einsum("ic,imc->im", caps, sigmoid(eta))
+
+    def prior_shift(self, complexity: float) -> float:
+        """How far a prompt's complexity moves a catalogue prior, in logits: the pooled slope of
+        every learned model's quality against complexity (artifacts without abilities: a fixed
+        slope about the training prompts' mean complexity)."""
+        if self.abilities is None:
+            return -2.0 * (complexity - self.complexity_mean)
+        d = np.clip(logit(np.asarray(complexity)) - self.ability_center, *self.ability_span)
+        return float(self.pooled_slope * d)

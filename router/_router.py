@@ -50,7 +50,6 @@ class Router:
             self.cost_known = list(table["cost"]["known"])
             self.complexity_mean = float(table["complexity_mean"])
             self.reference_tokens = int(table["reference"]["input_tokens"])
-            self.coverage = np.asarray(table["coverage"], dtype=np.float64)  # (groups, learned models)
         except ArtifactError:
             raise
         except Exception as exc:  # onnxruntime, numpy and JSON-shape errors all mean a bad artifact
@@ -82,12 +81,10 @@ class Router:
         return new
 
     def _bind(self) -> None:
-        """What depends on the catalogue: learned columns by alias, the anchors (catalogue models
-        with outcome data) as arrays, and the per-pool caches."""
+        """What depends on the catalogue: learned columns by alias and the per-pool caches. A
+        candidate's quality depends on the prompt, its own entry and the artifacts only, never on
+        which other models the catalogue lists."""
         self._column = self._learned_columns()
-        anchors = [(m, j) for m, j in self._column.items() if m in self.catalogue.models]
-        self._anchor_cols = np.array([j for _, j in anchors], dtype=np.int64)
-        self._anchor_priors = self._priors([m for m, _ in anchors])
         self._pools: dict[tuple[str, ...], _Pool] = {}
         self._tables: dict[tuple[str, ...], np.ndarray] = {}
         self._reference_qc: tuple[list[str], np.ndarray, np.ndarray] | None = None
@@ -166,6 +163,17 @@ class Router:
             entries = [self._entry(m) for m in models]
             col = np.array([self._column.get(m, -1) for m in models], dtype=np.int64)
             has = col >= 0
+            relative = [
+                self._relative(e) if e is not None and j < 0 else -1
+                for e, j in zip(entries, col, strict=True)
+            ]
+            like = np.array(relative, dtype=np.int64)
+            offset = np.array(
+                [
+                    e.like_offset if e is not None and r >= 0 else 0.0
+                    for e, r in zip(entries, relative, strict=True)
+                ]
+            )
             listed = np.array([e is not None for e in entries])
             known = np.array([bool(self.cost_known[j]) if j >= 0 else False for j in col])
             data_cost = has & known & ((self.cost_from == "data") | ~listed)
@@ -175,7 +183,14 @@ class Router:
                 for e in entries
             ]
             pool = _Pool(
-                np.where(has, col, 0), has, listed, self._priors(models), data_cost, *np.array(price, float).T
+                np.where(has, col, np.maximum(like, 0)),
+                has,
+                like >= 0,
+                offset,
+                listed,
+                self._priors(models),
+                data_cost,
+                *np.array(price, float).T,
             )
             with self._lock:
                 self._pools[key] = pool
@@ -183,35 +198,43 @@ class Router:
                     self._pools.pop(next(iter(self._pools)))
         return pool
 
-    def _anchor_shift(
-        self, caps: np.ndarray, complexity: float, quality: np.ndarray, groups: np.ndarray
-    ) -> float:
-        """How the learned models stand on this prompt against their own catalogue priors (logit
-        space, weighted by how well their outcome data covers this kind of prompt)."""
-        cov = groups @ self.coverage[:, self._anchor_cols]
-        seen = cov > 0
-        if not seen.any():
-            return -2.0 * (complexity - self.complexity_mean)
-        prior = self._anchor_priors[seen] @ caps / max(float(caps.sum()), 1e-9)
-        gap = logit(quality[self._anchor_cols[seen]]) - logit(prior)
-        return float(np.sum(cov[seen] * gap) / np.sum(cov[seen]))
+    def _relative(self, entry: ModelEntry) -> int:
+        """The learned column of the model an entry without outcome data is `like`, or -1."""
+        if entry.like is None or entry.like == entry.id:
+            return -1
+        return self._column.get(entry.like, -1)
 
     def _candidates(
         self, row: tuple[np.ndarray, ...], n_in: int, models: list[str]
     ) -> tuple[np.ndarray, np.ndarray, list[str]]:
-        """Per candidate: quality (learned where outcome data covers this kind of prompt, the
-        shifted catalogue prior where it does not, a mix in between), expected cost (learned per
-        prompt, or catalogue prices x tokens), and where the quality came from."""
-        caps, groups, complexity, quality, out_tokens = row
-        shift = self._anchor_shift(caps, float(complexity), quality, groups)
+        """Per candidate: quality, expected cost (learned per prompt, or catalogue prices x tokens)
+        and what the quality rests on (`quality_source`):
+        - "learned": outcome data on training prompts like this one (heads, neighbours, groups);
+        - "ability": the model's learned ability on this kind of prompt, from all its outcome rows
+          (the prompt is unlike its training prompts); in between, a mix weighted by how near the
+          prompt's neighbours are and how many of them the model has outcomes on;
+        - "relative": no outcome data of its own; the learned quality of the model its catalogue
+          entry is `like`, shifted by `like_offset`;
+        - "prior": the catalogue's quality priors, moved by the prompt's complexity."""
+        caps, groups, complexity, quality, out_tokens, ability, local = row
         p = self._pool(models)
-        learned = np.where(p.has, quality[p.col], 0.0) if len(quality) else np.zeros(len(models))
-        cov = np.where(p.has, groups @ self.coverage[:, p.col], 0.0) if len(quality) else learned
-        prior = sigmoid(logit(p.priors @ caps / max(float(caps.sum()), 1e-9)) + shift)
-        plain = (cov >= 0.999) | ~p.listed
-        q = np.where(plain, learned, cov * learned + (1 - cov) * prior)
-        sources = ["learned" if pl or cv >= 0.5 else "prior" for pl, cv in zip(plain, cov, strict=True)]
-        out = np.where(p.has, out_tokens[p.col], p.expected_out) if len(quality) else p.expected_out
+        learned = len(quality) > 0
+        if learned:
+            a = local[p.col]
+            mixed = a * quality[p.col] + (1 - a) * ability[p.col]
+        else:
+            a, mixed = np.zeros(len(models)), np.zeros(len(models))
+        from_relative = sigmoid(logit(mixed) + p.like_offset)
+        prior = sigmoid(
+            logit(p.priors @ caps / max(float(caps.sum()), 1e-9))
+            + self.quality.prior_shift(float(complexity))
+        )
+        q = np.where(p.has, mixed, np.where(p.like, from_relative, prior))
+        sources = [
+            ("learned" if aj >= 0.5 else "ability") if h else "relative" if lk else "prior"
+            for h, lk, aj in zip(p.has, p.like, a, strict=True)
+        ]
+        out = np.where(p.has | p.like, out_tokens[p.col], p.expected_out) if learned else p.expected_out
         priced = (p.input_price * n_in + p.output_price * out) / 1e6
         if p.data_cost.any():
             learned_cost = self.cost_slope[p.col] * n_in + groups @ self.cost_base[:, p.col]
@@ -270,7 +293,7 @@ class Router:
         w: float,
         shift: Mapping[str, float] | None = None,
     ) -> Decision:
-        caps, groups, complexity, quality, out_tokens = row
+        caps, complexity = row[0], row[2]
         cx = float(complexity)
         n_in = estimate_tokens(chars)
         q, c, src = self._candidates(row, n_in, models)
@@ -283,7 +306,9 @@ class Router:
             {c: round(float(p), 4) for c, p in zip(self.quality.capabilities, caps, strict=True)}
         )
         top = int(np.argmax(caps))
-        text = _score.reasoning(ranked, self.quality.capabilities[top], float(caps[top]), cx, w)
+        entry = self._entry(best.model)
+        relative = entry.like if entry is not None else None
+        text = _score.reasoning(ranked, self.quality.capabilities[top], float(caps[top]), cx, w, relative)
         return Decision(
             best.model,
             float(best.confidence),
@@ -330,8 +355,10 @@ class Router:
 
 @dataclass(frozen=True)
 class _Pool:
-    col: np.ndarray  # learned column per candidate (0 where it has none: see `has`)
-    has: np.ndarray  # has a learned column
+    col: np.ndarray  # learned column per candidate, its relative's, or 0 (see `has`, `like`)
+    has: np.ndarray  # has a learned column of its own
+    like: np.ndarray  # has none, and its catalogue entry names a relative that has one
+    like_offset: np.ndarray  # logits added to the relative's quality
     listed: np.ndarray  # is in the catalogue
     priors: np.ndarray  # (candidates, capabilities) catalogue quality priors
     data_cost: np.ndarray  # cost from the learned per-prompt cost model, not catalogue prices
@@ -341,7 +368,15 @@ class _Pool:
 
 
 def _row(f: Features, i: int) -> tuple[np.ndarray, ...]:
-    return (f.capabilities[i], f.groups[i], f.complexity[i], f.quality[i], f.out_tokens[i])
+    return (
+        f.capabilities[i],
+        f.groups[i],
+        f.complexity[i],
+        f.quality[i],
+        f.out_tokens[i],
+        f.ability[i],
+        f.local[i],
+    )
 
 
 def _check_weight(cost_weight: Any) -> float:

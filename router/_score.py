@@ -97,8 +97,15 @@ def level(complexity: float) -> str:
 
 
 def reasoning(
-    candidates: list[Candidate], capability: str, cap_p: float, complexity: float, cost_weight: float
+    candidates: list[Candidate],
+    capability: str,
+    cap_p: float,
+    complexity: float,
+    cost_weight: float,
+    relative: str | None = None,
 ) -> str:
+    """One sentence: the prompt, the choice and what its quality rests on, the runner-up and why it
+    lost. `relative`: the model whose outcome data stands in for the choice's (`like`)."""
     best = candidates[0]
     head = (
         f"{capability.capitalize()} request ({cap_p:.0%}), {level(complexity)} complexity "
@@ -106,7 +113,11 @@ def reasoning(
         f"at ~${best.cost_usd:.2g}"
     )
     if best.quality_source == "prior":
-        head += " (from catalogue priors: little outcome data on prompts like this)"
+        head += f" (from catalogue priors: no outcome data for {best.model})"
+    elif best.quality_source == "relative":
+        head += f" (no outcome data for {best.model}; estimated from {relative})"
+    elif best.quality_source == "ability":
+        head += f" (from its outcome data on {capability} prompts in general)"
     if len(candidates) == 1:
         return head + "; it was the only candidate."
     runner = candidates[1]

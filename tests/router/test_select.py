@@ -99,7 +99,9 @@ def test_cost_weight_one_picks_the_cheapest_and_zero_the_best(
 def test_models_without_outcome_data_use_the_catalogue_prior(fixture_router: Router, pool: list[str]) -> None:
     d = fixture_router.select(PROMPTS[0], models=pool)
     source = {c.model: c.quality_source for c in d.candidates}
-    assert source == {**{m: "learned" for m in pool[:-1]}, PRIOR_ONLY: "prior"}
+    # a code request is unlike the fixture's maths and CRUX items: the models with outcome rows
+    # are judged by their learned ability, the one without by its catalogue prior
+    assert source == {**{m: "ability" for m in pool[:-1]}, PRIOR_ONLY: "prior"}
 
 
 def test_a_prior_only_choice_is_less_confident_than_its_quality(fixture_router: Router) -> None:
@@ -114,7 +116,7 @@ def test_a_learned_choice_is_as_confident_as_its_quality(
     fixture_router: Router, fixture_models: list[str]
 ) -> None:
     d = fixture_router.select(PROMPTS[1], models=fixture_models)
-    assert d.candidates[0].quality_source == "learned"
+    assert d.candidates[0].quality_source in ("learned", "ability")  # its own outcome data
     assert d.confidence == d.candidates[0].quality
 
 
@@ -123,7 +125,8 @@ def test_catalogue_id_and_outcome_data_name_are_one_model(fixture_router: Router
     by_data_name = fixture_router.select(PROMPTS[1], models=["gpt-4o-2024-08-06", "gpt-4o-mini-2024-07-18"])
     by_id = fixture_router.select(PROMPTS[1], models=["gpt-4o", "gpt-4o-mini"])
     assert [c.quality for c in by_id.candidates] == [c.quality for c in by_data_name.candidates]
-    assert [c.quality_source for c in by_id.candidates] == ["learned", "learned"]
+    assert [c.quality_source for c in by_id.candidates] == [c.quality_source for c in by_data_name.candidates]
+    assert {c.quality_source for c in by_id.candidates} <= {"learned", "ability"}
 
 
 def test_select_many_gives_what_select_gives(
