@@ -71,6 +71,22 @@ def load_error(path: Path) -> CatalogueError:
         ),
         ('owned_by = "acme"', 'owned_by = "acme"\napi_base = "localhost:8000"', "api_base", "URL"),
         ('owned_by = "acme"', 'owned_by = "acme"\napi_key_env = "sk-abc123"', "api_key_env", "NAME of an"),
+        # a relative for cold start
+        ('owned_by = "acme"', 'owned_by = "acme"\nlike = 3', "like", "expected a string"),
+        ('owned_by = "acme"', 'owned_by = "acme"\nlike_offset = 0.2', "like_offset", "needs `like`"),
+        (
+            'owned_by = "acme"',
+            'owned_by = "acme"\nlike = "gpt-4o"\nlike_offset = 9',
+            "like_offset",
+            "[-3, 3]",
+        ),
+        (
+            'owned_by = "acme"',
+            'owned_by = "acme"\nlike = "gpt-4o"\nlike_offset = "up"',
+            "like_offset",
+            "logits",
+        ),
+        ('owned_by = "acme"', 'owned_by = "acme"\nprior_source = 1', "prior_source", "expected a string"),
     ],
 )
 def test_bad_field(
@@ -235,3 +251,19 @@ def test_credentials_in_an_api_base_are_refused(
 def test_an_api_base_without_credentials_loads(write_catalogue: Write, model: str, url: str) -> None:
     path = write_catalogue(model + f'api_base = "{url}"\n')
     assert load_catalogue(path).models["acme-small"].api_base == url
+
+
+def test_a_relative_and_the_source_of_the_priors_load(write_catalogue: Write, model: str) -> None:
+    text = model.replace(
+        'owned_by = "acme"',
+        'owned_by = "acme"\nlike = "gpt-4o-mini"\nlike_offset = -0.25\nprior_source = "acme model card, 2026"',
+        1,
+    )
+    entry = load_catalogue(write_catalogue(text)).models["acme-small"]
+    assert (entry.like, entry.like_offset, entry.prior_source) == (
+        "gpt-4o-mini",
+        -0.25,
+        "acme model card, 2026",
+    )
+    plain = load_catalogue(write_catalogue(model)).models["acme-small"]
+    assert (plain.like, plain.like_offset, plain.prior_source) == (None, 0.0, None)
