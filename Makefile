@@ -8,8 +8,9 @@ PROMPT ?= Write Python code to sort a list
 MODELS ?= gpt-4o-mini,codestral-latest
 COST_WEIGHT ?= 0.5
 export LITELLM_LOCAL_MODEL_COST_MAP := True
-# Catalogue models with outcome rows in ../shared (train_ok=true) that the shipped artifacts learn.
-SHIPPED_MODELS := gpt-4o-mini,gpt-4o,gpt-4-turbo,gpt-3.5-turbo,o1-mini,claude-3-haiku,claude-3-5-sonnet,claude-3-opus,gemini-1.5-flash,gemini-1.5-pro,llama-3.1-70b-instruct,llama-3.1-8b-instruct,llama-3.1-405b-instruct,deepseek-chat,mixtral-8x7b-instruct,mistral-large-latest,qwen-2.5-72b-instruct,gemma-2-9b-it,phi-3-mini,command-r
+# Catalogue models with outcome rows in ../shared (train_ok=true canonical rows and extra-2025, all
+# Apache-2.0) that the shipped artifacts learn: every catalogue model the data covers.
+SHIPPED_MODELS := gpt-4o-mini,gpt-4o,gpt-4-turbo,gpt-3.5-turbo,o1-mini,claude-3-haiku,claude-3-5-sonnet,claude-3-opus,gemini-1.5-flash,gemini-1.5-pro,llama-3.1-70b-instruct,llama-3.1-8b-instruct,llama-3.1-405b-instruct,deepseek-chat,mixtral-8x7b-instruct,mistral-large-latest,qwen-2.5-72b-instruct,gemma-2-9b-it,phi-3-mini,command-r,claude-3-5-haiku,gemini-2.0-flash,codestral-latest,mistral-small-latest
 
 .PHONY: serve route test install-serve install-dev lint artifacts bench-routing bench-latency bench-soak bench-gateway
 
@@ -44,10 +45,12 @@ test: install-dev lint
 	PUREAI_TEST_STORE=postgres $(VENV)/bin/pytest -q tests/service
 	PUREAI_TEST_RELAY=false $(VENV)/bin/pytest -q $(RELAY_OFF_TESTS)
 
-# Rebuild the shipped artifacts from ../shared (train_ok rows only; see docs/artifacts.md).
+# Rebuild the shipped artifacts from ../shared (train_ok rows only; see docs/artifacts.md): the
+# canonical folder and extra-2025 in one run, merged by prompt id (training/extra2025.py).
+TRAIN_DATA := ../shared/routing-data/canonical,../shared/routing-data/extra-2025
 artifacts: install-dev
 	$(VENV)/bin/pureai export-embedder --out router/artifacts
-	$(VENV)/bin/pureai train --data ../shared/routing-data/canonical --registry-names --cost-from registry \
+	$(VENV)/bin/pureai train --data $(TRAIN_DATA) --registry-names --cost-from registry \
 		--models $(SHIPPED_MODELS) --knn-max 8000 --folds 1 --out router/artifacts --force
 
 bench-routing: install-dev

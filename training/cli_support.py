@@ -35,10 +35,12 @@ def _load(  # type: ignore[no-untyped-def]
 
 def base_option(args: argparse.Namespace) -> dict[str, Any] | None:
     """--base and --user-weight: None for no base set, else its folder and the user rows' weight.
-    The default base is the shipped artifacts for JSON Lines, none for a canonical folder."""
+    The default base is the shipped artifacts for JSON Lines, none for benchmark folders only
+    (canonical, extra-2025)."""
     from router._artifacts import default_dir
 
-    choice = args.base or ("none" if data_mod.is_canonical(Path(args.data)) else "shipped")
+    benchmarks = all(data_mod.is_benchmark(p) for p in data_mod.sources(args.data))
+    choice = args.base or ("none" if benchmarks else "shipped")
     weight = args.user_weight
     if choice == "none":
         if weight is not None:

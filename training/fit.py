@@ -24,9 +24,11 @@ from typing import Any
 
 import numpy as np
 
+from .abilities import Abilities, fit_abilities
 from .base import base_set_arrays
 from .data import CAPABILITIES, OutcomeData
 from .onnx_heads import Linear
+from .prompt_labels import LabelSet, dev_report, text_key
 
 C_GRID = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
 K_GRID = (10, 20, 50, 100, 200)
@@ -36,6 +38,11 @@ FOLDS = 5  # validation folds (of five) for the hyper-parameters and the calibra
 COST_R2_MIN = 0.8  # held-out R² above which expected cost varies per prompt (else: per group)  # groups with fewer prompts fall back to their task label
 DEFAULT_OUT_TOKENS = 400.0
 ABSENT_LOGIT = -30.0  # softmax bias of a class with no training row in a fold
+CAPABILITY_C = 4.0  # inverse regularisation of the capability head (labelled prompts + benchmarks)
+CELL_CAP = 100.0  # a (source, label) cell weighs as much as at most this many of its rows
+BENCH_SHARE = 0.5  # share of the complexity head's weight on the benchmark difficulty (the rest: anchors)
+BENCH_SPAN = (0.15, 0.85)  # the benchmark difficulty ranks are spread over this part of [0, 1]
+NOT_A_CAPABILITY = ("arena-bench-v1",)  # datasets whose task label names the dataset, not the request
 
 
 def text_split(
@@ -71,7 +78,11 @@ def soft_logistic(
 
 
 def softmax_head(
-    E: np.ndarray, labels: list[str], classes: list[str], weights: np.ndarray | None = None
+    E: np.ndarray,
+    labels: list[str],
+    classes: list[str],
+    weights: np.ndarray | None = None,
+    C: float = 1.0,
 ) -> Linear:
     """Multinomial logistic head; classes balanced unless `weights` are given. A class without a
     row here (a small group that fell wholly into a validation fold) gets probability ~0."""
@@ -83,9 +94,7 @@ def softmax_head(
     if len(present) == 1:
         W, b = np.zeros((dim, 1)), np.zeros(1)
     else:
-        clf = LogisticRegression(
-            C=1.0, max_iter=1000, class_weight=None if weights is not None else "balanced"
-        )
+        clf = LogisticRegression(C=C, max_iter=1000, class_weight=None if weights is not None else "balanced")
         clf.fit(E, y, sample_weight=weights)
         if len(present) == 2:  # sklearn keeps one coefficient row for two classes
             w = clf.coef_[0] / 2
@@ -97,6 +106,33 @@ def softmax_head(
     W_all, b_all = np.zeros((dim, len(classes))), np.full(len(classes), ABSENT_LOGIT)
     W_all[:, present], b_all[present] = W, b
     return Linear(W_all, b_all, "softmax")
+
+
+def cell_weights(labels: list[str], sources: list[str], cap: float = CELL_CAP) -> np.ndarray:
+    """Row weights (mean 1): a row of a (source, label) cell of n rows weighs min(1, cap / n), then
+    every label's total is made equal, so that no source's style carries a label and a big
+    benchmark does not drown the real prompts."""
+    cells: dict[tuple[str, str], int] = {}
+    for key in zip(sources, labels, strict=True):
+        cells[key] = cells.get(key, 0) + 1
+    w = np.array([min(1.0, cap / cells[key]) for key in zip(sources, labels, strict=True)])
+    names = sorted(set(labels))
+    lab = np.array(labels)
+    for c in names:
+        w[lab == c] /= w[lab == c].sum()
+    return np.asarray(w * len(w) / len(names))
+
+
+def rank_scale(x: np.ndarray, lo: float, hi: float, w: np.ndarray | None = None) -> np.ndarray:
+    """x's (weighted) mid-ranks mapped linearly onto [lo, hi]: the order of x, none of its scale."""
+    w = np.ones(len(x)) if w is None else np.asarray(w, dtype=np.float64)
+    order = np.argsort(x, kind="stable")
+    cum = np.cumsum(w[order])
+    mid = (cum - w[order] / 2) / cum[-1]
+    _, inverse = np.unique(x[order], return_inverse=True)  # ties share the mean of their mid-ranks
+    pct = np.empty(len(x))
+    pct[order] = (np.bincount(inverse, weights=mid) / np.bincount(inverse))[inverse]
+    return np.asarray(lo + (hi - lo) * pct)
 
 
 def knn_mean(
@@ -175,12 +211,13 @@ class QualityFitter:
         knn_max: int = 20000,
         progress: Any = None,
         folds: int = FOLDS,
-        seeds: tuple[np.ndarray, list[str]] | None = None,
+        seeds: tuple[np.ndarray, LabelSet] | None = None,
         hyperparameters: dict[str, Any] | None = None,
         shape_dims: int = 0,
     ) -> None:
         self.shape_dims = shape_dims
-        self.seeds = seeds  # (embeddings, task labels) of the capability seed prompts
+        # (embeddings incl. shape features, labels) of the labelled prompts (training/prompt_labels.py)
+        self.seeds = seeds
         self.hyperparameters = hyperparameters  # {"C", "k", "blend", "calibration"}: kept, not fitted
         self.seed = seed
         self.folds = folds
@@ -306,8 +343,11 @@ class QualityFitter:
         everything = np.arange(len(S))
         self.logreg_ = self._fit_logreg(E, S, everything, self.C_)
         self.group_head_ = softmax_head(E, [self.groups_[g] for g in self.group_idx_], self.groups_)
+        self._label_rows(data)
         self.capability_head_ = self._capability_head(E, data)
         self.complexity_head_, self.complexity_mean_ = self._complexity(E, S)
+        self.label_report_ = self._label_report()
+        self.abilities_ = self._abilities(E, data)
         prior = np.nanmean(S, axis=0)
         self.group_table_ = group_means(
             self.group_idx_, S, len(self.groups_), np.where(np.isnan(prior), 0.5, prior), self.weights_
@@ -392,10 +432,20 @@ class QualityFitter:
         )
         return {"a": float(clf.coef_[0, 0]), "b": float(clf.intercept_[0])}
 
+    # -- what a prompt asks for and how hard it is ---------------------------------------------
+    def _label_rows(self, data: OutcomeData) -> None:
+        """`own_rows_`: the data rows the capability and complexity heads learn from (not a dev
+        prompt's text); `data_sources_`: each row's dataset (the prompt id's prefix)."""
+        self.data_sources_ = [
+            "data:" + pid.split(":", 1)[0] if ":" in pid else "data" for pid in data.prompt_ids
+        ]
+        dev = self.seeds[1].dev_keys() if self.seeds is not None else set()
+        self.own_rows_ = np.array([text_key(t) not in dev for t in data.texts], dtype=bool)
+
     def _capability_head(self, E: np.ndarray, data: OutcomeData) -> Linear:
-        """Capability head on the data's task labels plus the seed prompts (typical user requests
-        per capability, training/seeds/), which carry half of each class's weight: benchmark
-        prompts alone teach the head that every short imperative request is chat."""
+        """Capability head on the data's task labels plus the labelled prompts (real user requests
+        and seeds, training/prompt_labels.py), every (source, capability) cell weighed alike:
+        benchmark prompts alone teach the head that every hard, real request is chat."""
         D = self._dims(E)
         head = self._capability_head_on(E[:, :D], data)
         weight = np.zeros((E.shape[1], head.weight.shape[1]))
@@ -405,29 +455,37 @@ class QualityFitter:
     def _capability_head_on(self, E: np.ndarray, data: OutcomeData) -> Linear:
         rows = [i for i, t in enumerate(data.tasks) if t in CAPABILITIES]
         if self.seeds is not None:
-            E_seed, seed_tasks = self.seeds
+            E_lab, lab = self.seeds
             self.capabilities_ = list(CAPABILITIES)
-            X = np.vstack([E[rows], E_seed])
-            labels = [data.tasks[i] for i in rows] + list(seed_tasks)
-            is_seed = np.r_[np.zeros(len(rows), bool), np.ones(len(seed_tasks), bool)]
-            weights = np.zeros(len(labels))
-            for c in CAPABILITIES:
-                in_c = np.array([lab == c for lab in labels])
-                for part, share in ((in_c & ~is_seed, 0.5), (in_c & is_seed, 0.5)):
-                    other = in_c & ~part
-                    if part.any():
-                        weights[part] = (share if other.any() else 1.0) / part.sum()
-            return softmax_head(X, labels, self.capabilities_, weights * len(labels) / len(CAPABILITIES))
-        rows = [i for i in rows if data.tasks[i] in self.capabilities_]
+            rows = [
+                i
+                for i in rows
+                if self.own_rows_[i] and self.data_sources_[i].removeprefix("data:") not in NOT_A_CAPABILITY
+            ]
+            train = ~lab.dev
+            X = np.vstack([E[rows], E_lab[train, : E.shape[1]]])
+            labels = [data.tasks[i] for i in rows] + [
+                c for c, d in zip(lab.capabilities, lab.dev, strict=True) if not d
+            ]
+            sources = [self.data_sources_[i] for i in rows] + [
+                s for s, d in zip(lab.sources, lab.dev, strict=True) if not d
+            ]
+            return softmax_head(X, labels, self.capabilities_, cell_weights(labels, sources), C=CAPABILITY_C)
         if len(self.capabilities_) < 2:
             self.capabilities_ = self.capabilities_ or ["chat"]
             return Linear(
                 np.zeros((E.shape[1], len(self.capabilities_))), np.zeros(len(self.capabilities_)), "softmax"
             )
+        rows = [i for i in rows if data.tasks[i] in self.capabilities_]
         return softmax_head(E[rows], [data.tasks[i] for i in rows], self.capabilities_)
 
     def _complexity(self, E: np.ndarray, S: np.ndarray) -> tuple[Linear, float]:
-        """IRT-style difficulty: how far a prompt's scores fall below each model's own mean."""
+        """How hard a prompt is, in [0, 1]. The benchmark evidence is IRT-style difficulty: how far
+        a prompt's scores fall below each model's own mean. Alone it spans a narrow band (which
+        models scored a prompt sets its scale), and no benchmark holds a greeting or a research
+        proof; so with labelled prompts only its order is kept (weighted ranks spread over
+        BENCH_SPAN), and the anchors (a greeting near 0, a research-level proof near 1) pin the
+        ends. One ridge regression in logit space fits both, each carrying half the weight."""
         from sklearn.linear_model import Ridge
 
         mu = np.nanmean(S, axis=0)
@@ -435,12 +493,44 @@ class QualityFitter:
         n = (~np.isnan(S)).sum(axis=1)
         overall = float(np.nanmean(S))
         r = (np.nansum(resid, axis=1) + n * overall) / (n + 2.0) + 2.0 * overall / (n + 2.0)
-        y = logit(np.clip(1.0 - r, 0.02, 0.98))
-        reg = Ridge(alpha=1.0).fit(E, y, sample_weight=self.weights_)
+        own = getattr(self, "own_rows_", np.ones(len(S), dtype=bool))
+        w_rows = np.ones(len(S)) if self.weights_ is None else self.weights_
+        anchors = None
+        if self.seeds is not None:
+            E_lab, lab = self.seeds
+            anchors = np.flatnonzero(~lab.dev & ~np.isnan(lab.complexity))
+        if anchors is None or not len(anchors):
+            y = logit(np.clip(1.0 - r, 0.02, 0.98))
+            reg = Ridge(alpha=1.0).fit(E, y, sample_weight=self.weights_)
+        else:
+            t_bench = rank_scale(1.0 - r[own], *BENCH_SPAN, w_rows[own])
+            w_bench = w_rows[own] / w_rows[own].sum() * BENCH_SHARE
+            w_anchor = cell_weights([lab.capabilities[i] for i in anchors], [lab.sources[i] for i in anchors])
+            w_anchor = w_anchor / w_anchor.sum() * (1.0 - BENCH_SHARE)
+            X = np.vstack([E[own], E_lab[anchors]])
+            y = logit(np.clip(np.r_[t_bench, lab.complexity[anchors]], 0.02, 0.98))
+            w = np.r_[w_bench, w_anchor]
+            reg = Ridge(alpha=1.0).fit(X, y, sample_weight=w * len(w))
         head = Linear(
             reg.coef_.reshape(-1, 1).astype(np.float64), np.array([float(reg.intercept_)]), "sigmoid"
         )
         return head, float(head(E).mean())
+
+    def _label_report(self) -> dict[str, Any] | None:
+        """The capability and complexity heads on the labelled prompts kept out of training."""
+        if self.seeds is None:
+            return None
+        E_lab, lab = self.seeds
+        return dev_report(
+            self.capability_head_(E_lab), self.complexity_head_(E_lab)[:, 0], lab, self.capabilities_
+        )
+
+    def _abilities(self, E: np.ndarray, data: OutcomeData) -> Abilities:
+        """Each model's ability per capability and its complexity slope, from all its rows
+        (training/abilities.py), at the complexity the fitted head predicts for each row."""
+        caps = np.array([self.capabilities_.index(t) if t in self.capabilities_ else -1 for t in data.tasks])
+        z = self.complexity_head_(E)[:, 0]
+        return fit_abilities(data.scores, caps, z, len(self.capabilities_), self.weights_)
 
     def _out_tokens(self, data: OutcomeData) -> np.ndarray:
         T = data.out_tokens
@@ -530,4 +620,5 @@ class QualityFitter:
             "split": self.split_,
             "reference": self.reference_,
             "coverage": np.round(self.coverage_, 4).tolist(),
+            "abilities": self.abilities_.table(self.capabilities_),
         }

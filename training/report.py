@@ -90,8 +90,78 @@ def markdown(result: dict[str, Any], manifest: dict[str, Any], plots: list[str])
             f"| {p['cost_weight']:.2f} | {p['cost']:.6f} | {p['quality']:.4f} |" for p in result["sweep"]
         ]
         lines.append("")
+    lines += _model_rows_section(result.get("model_rows"))
+    lines += _prompt_labels_section(result.get("prompt_labels"))
     lines += [f"![{p}]({p})" for p in plots]
     return "\n".join(lines) + "\n"
+
+
+def _prompt_labels_section(rep: dict[str, Any] | None) -> list[str]:
+    """The capability and complexity heads on the labelled prompts kept out of training
+    (training/prompt_labels.py): accuracy, confusion matrix, mean complexity."""
+    if not rep:
+        return []
+    labels = rep["labels"]
+    lines = [
+        "## Capability and complexity heads on held-out labelled prompts",
+        "",
+        f"{rep['prompts']} prompts kept out of training by text hash: real user-style prompts "
+        "(Arena-Hard, MT-Bench, Vicuna, RouterArena, GSM8K, HumanEval, llmfao) and held-out seeds.",
+        "",
+    ]
+    for name in ("real", "seeds"):
+        part = rep[name]
+        if not part["n"]:
+            continue
+        lines += [
+            f"**{name}**: top-1 accuracy {part['accuracy']:.3f} on {part['n']} prompts.",
+            "",
+            "| capability | prompts | accuracy |",
+            "|---|---|---|",
+            *(f"| {c} | {v['n']} | {v['accuracy']:.3f} |" for c, v in part["per_capability"].items()),
+            "",
+            "| true \\ predicted | " + " | ".join(labels) + " |",
+            "|---|" + "---|" * len(labels),
+            *(
+                f"| {c} | " + " | ".join(str(x) for x in row) + " |"
+                for c, row in zip(labels, part["confusion"], strict=True)
+                if sum(row)
+            ),
+            "",
+        ]
+    cx = rep["complexity"]
+    lines += [
+        "| source | prompts | accuracy | mean complexity |",
+        "|---|---|---|---|",
+        *(
+            f"| {s} | {v['n']} | {v['accuracy']:.3f} | {v['complexity']:.3f} |"
+            for s, v in rep["per_source"].items()
+        ),
+        "",
+        "Mean predicted complexity per capability: "
+        + ", ".join(f"{c} {v:.3f}" for c, v in cx["per_capability"].items())
+        + ".",
+        "",
+        f"Trivial anchors (<= 0.1): {_mean(cx['trivial'])}; hard anchors (>= 0.8): {_mean(cx['hard'])}; "
+        f"correlation with the anchors: {cx['anchor_correlation']}.",
+        "",
+    ]
+    return lines
+
+
+def _mean(part: dict[str, Any]) -> str:
+    return f"{part['mean']:.3f} over {part['n']} prompts" if part["n"] else "none"
+
+
+def _model_rows_section(model_rows: dict[str, Any] | None) -> list[str]:
+    """A table: per model, the outcome rows it learned from, and how many each source gave."""
+    if not model_rows:
+        return []
+    lines = ["## Outcome rows per model", "", "| model | rows | from |", "|---|---|---|"]
+    for m, r in model_rows.items():
+        parts = ", ".join(f"{src} {k}" for src, k in r["sources"].items())
+        lines.append(f"| {m} | {r['rows']} | {parts} |")
+    return [*lines, ""]
 
 
 def _rows_line(rows: dict[str, Any] | None) -> list[str]:

@@ -19,7 +19,7 @@ from router._quality import logit, sigmoid
 from router._text import SHAPE, shape
 
 from . import base as base_set
-from . import embed_cache, metrics, onnx_heads, report
+from . import embed_cache, metrics, onnx_heads, prompt_labels, report
 from .data import OutcomeData
 from .errors import DataError, ExportError, OptionError
 from .fit import QualityFitter
@@ -41,22 +41,46 @@ class Options:
 
 
 def rename_to_registry(data: OutcomeData, catalogue: Any) -> OutcomeData:
-    """Map outcome-data model names to catalogue ids via the catalogue's aliases (merging columns)."""
+    """Map outcome-data model names to catalogue ids via the catalogue's aliases (merging columns).
+
+    Where several names of one catalogue model have an outcome on the same prompt (gpt-4o-2024-08-06
+    and gpt-4o-2024-05-13 on ZeroEval, deepseek-chat-v3 and deepseek-chat-v2.5 on EvalPerf), the
+    prompt keeps one of them, not their mean: the id itself, else the alias listed first in the
+    catalogue. The catalogue lists aliases closest to what the id serves first (newest, mostly), so
+    an older version only fills the prompts the closer one lacks. Cost and output tokens come from
+    the same name as the score."""
     names = [catalogue.by_alias(m) or m for m in data.models]
     merged = list(dict.fromkeys(names))
-    mats = []
-    for mat in (data.scores, data.costs, data.out_tokens):
-        out = np.full((len(mat), len(merged)), np.nan)
-        for k, name in enumerate(merged):
-            cols = [j for j, n in enumerate(names) if n == name]
-            block = mat[:, cols]
-            seen = ~np.isnan(block)
-            out[:, k] = np.where(
-                seen.any(axis=1), np.nansum(block, axis=1) / np.maximum(seen.sum(axis=1), 1), np.nan
+    n = len(data.texts)
+    scores, costs, out_tokens = (np.full((n, len(merged)), np.nan) for _ in range(3))
+    origins = np.full((n, len(merged)), -1, dtype=np.int32)
+    for k, name in enumerate(merged):
+        cols = sorted(
+            (j for j, m in enumerate(names) if m == name),
+            key=lambda j: _rank(data.models[j], name, catalogue),
+        )
+        for j in reversed(cols):  # the preferred name last, so that it overwrites the others
+            has = ~np.isnan(data.scores[:, j])
+            scores[has, k], costs[has, k], out_tokens[has, k] = (
+                data.scores[has, j],
+                data.costs[has, j],
+                data.out_tokens[has, j],
             )
-        mats.append(out)
-    data.models, (data.scores, data.costs, data.out_tokens) = merged, mats
+            if data.origins is not None:
+                origins[has, k] = data.origins[has, j]
+    data.models, data.scores, data.costs, data.out_tokens = merged, scores, costs, out_tokens
+    data.origins = origins if data.origins is not None else None
     return data
+
+
+def _rank(name: str, model_id: str, catalogue: Any) -> int:
+    """The preference of data name `name` for catalogue model `model_id`: 0 for the id itself, then
+    the alias order (a name the catalogue does not know keeps its column alone)."""
+    entry = catalogue.models.get(model_id)
+    aliases = list(entry.aliases) if entry is not None else []
+    if name == model_id and name not in aliases:
+        return 0
+    return 1 + aliases.index(name) if name in aliases else len(aliases) + 1
 
 
 def check_priced(data: OutcomeData, catalogue: Any, cost_from: str) -> None:
@@ -78,10 +102,10 @@ def check_priced(data: OutcomeData, catalogue: Any, cost_from: str) -> None:
             )
 
 
-def capability_seeds() -> tuple[list[str], list[str]]:
-    """The shipped seed prompts per capability (training/seeds/capabilities.jsonl)."""
-    rows = [json.loads(line) for line in (Path(__file__).parent / "seeds" / "capabilities.jsonl").open()]
-    return [r["prompt"] for r in rows], [r["task"] for r in rows]
+def capability_seeds() -> prompt_labels.LabelSet:
+    """The labelled prompts of the capability and complexity heads (training/prompt_labels.py):
+    the seeds in training/seeds/, and the real user prompts of the shared routing data where it is."""
+    return prompt_labels.label_set()
 
 
 def _prepare_out(out: Path, force: bool) -> Path:
@@ -130,8 +154,9 @@ def train(data: OutcomeData, catalogue: Any, opts: Options) -> dict[str, Any]:
         emb_sha = _artifacts.sha256(src / "embedder.onnx")
         names = shape_names(opts)
         E = embed_rows(data, embedder, emb_sha, opts.cache_dir, progress, names)
-        seed_texts, seed_tasks = capability_seeds()
-        seeds = (embed_cache.embed(seed_texts, embedder, emb_sha, opts.cache_dir), seed_tasks)
+        labels = capability_seeds()
+        emb = embed_cache.embed(labels.texts, embedder, emb_sha, opts.cache_dir, progress)
+        seeds = (np.hstack([emb, shape(labels.texts, names)]).astype(np.float32), labels)
         fitter = QualityFitter(
             seed=opts.seed,
             knn_max=opts.knn_max,
@@ -162,7 +187,9 @@ def train(data: OutcomeData, catalogue: Any, opts: Options) -> dict[str, Any]:
         )
         result = validation_metrics(data, fitter, catalogue, opts.cost_from)
         result["rows"] = row_counts(data, opts.base)
+        result["model_rows"] = model_rows(data)
         result["onnx_max_abs_diff"] = parity
+        result["prompt_labels"] = fitter.label_report_
         result["seconds"] = round(time.time() - started, 1)
         manifest = {
             "format": _artifacts.FORMAT,
@@ -175,6 +202,7 @@ def train(data: OutcomeData, catalogue: Any, opts: Options) -> dict[str, Any]:
                 "models": data.models,
                 "notes": data.notes,
                 "rows": result["rows"],
+                "model_rows": result["model_rows"],
             },
             "seed": opts.seed,
             "embedder_source": str(src),
@@ -233,6 +261,23 @@ def row_counts(data: OutcomeData, base: dict[str, Any] | None) -> dict[str, Any]
         "user_weight": float(base["user_weight"]) if base else 1.0,
         "base_source": base["source"] if base else None,
     }
+
+
+def model_rows(data: OutcomeData) -> dict[str, dict[str, Any]]:
+    """Per model, the outcome rows it learns from: their number and how many each source gave
+    (`canonical/mmlu-pro`, `extra-2025/routerarena`, a JSON Lines file; `base set` for a base
+    set's rows; `data` where the loader kept no origins)."""
+    has = ~np.isnan(data.scores)
+    codes = data.origins if data.origins is not None else np.full(has.shape, -1, np.int32)
+    if data.from_base is not None:
+        codes = np.where(data.from_base[:, None], -2, codes)
+    labels = {-2: "base set", -1: "data", **dict(enumerate(data.origin_names))}
+    out: dict[str, dict[str, Any]] = {}
+    for j, m in enumerate(data.models):
+        found, counts = np.unique(codes[has[:, j], j], return_counts=True)
+        per_source = {labels[int(c)]: int(k) for c, k in zip(found, counts, strict=True)}
+        out[m] = {"rows": int(has[:, j].sum()), "sources": dict(sorted(per_source.items()))}
+    return out
 
 
 def validation_metrics(

@@ -55,7 +55,7 @@ DIFFICULTIES = ("trivial", "easy", "hard")
 TARGETS = {
     "top1_min": 0.90,  # capability head, for each of TOP1_CAPABILITIES
     "complexity_gap_min": 0.30,  # mean complexity of hard prompts minus that of trivial ones
-    "learned_share_min": 0.60,  # share of "learned" qualities among pool models with outcome data
+    "learned_share_min": 0.60,  # share of qualities from own outcome data among pool models that have it
 }
 TOP1_CAPABILITIES = ("code", "math", "writing")
 
@@ -140,8 +140,17 @@ def quality_sources(decisions: list, learned_models: list[str]) -> dict:
     return {
         "all_pool_models": shares(every),
         "models_with_outcome_data": shares(anchored),
-        "per_model_learned": {m: shares(c).get("learned", 0.0) for m, c in sorted(per_model.items())},
+        "per_model_learned": {m: own_data(shares(c)) for m, c in sorted(per_model.items())},
     }
+
+
+OWN_DATA = ("learned", "ability")
+"""quality_source values that rest on the model's own outcome data (similar prompts, or its learned
+ability on this kind of prompt); "relative" and "prior" do not."""
+
+
+def own_data(shares: dict[str, float]) -> float:
+    return sum(shares.get(k, 0.0) for k in OWN_DATA)
 
 
 def choices(rows: list[dict], decisions: list) -> dict:
@@ -201,7 +210,7 @@ def targets(result: dict) -> list[dict]:
         t = TARGETS["complexity_gap_min"]
         checks.append((f"complexity hard - trivial >= {t:.2f}", gap, t))
     t = TARGETS["learned_share_min"]
-    share = result["quality_source"]["models_with_outcome_data"].get("learned", 0.0)
+    share = own_data(result["quality_source"]["models_with_outcome_data"])
     checks.append((f"learned share, pool models with outcome data >= {t:.0%}", share, t))
     return [{"target": name, "value": v, "pass": bool(v >= t)} for name, v, t in checks]
 

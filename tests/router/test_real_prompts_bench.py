@@ -82,13 +82,13 @@ def test_quality_sources(result: tuple[dict, str]) -> None:
     assert r["pool_with_outcome_data"] == expected
     qs = r["quality_source"]
     for shares in (qs["all_pool_models"], qs["models_with_outcome_data"]):
-        assert set(shares) <= {"learned", "prior"}
+        assert set(shares) <= {"learned", "ability", "relative", "prior"}
         assert sum(shares.values()) == pytest.approx(1.0)
+    assert set(qs["models_with_outcome_data"]) <= {"learned", "ability"}  # its own data, always
     assert set(qs["per_model_learned"]) == set(r["pool"])
-    # a model without outcome data has no learned column: its quality is always the prior
+    # a model without outcome data has no learned column: its quality is a relative's or the prior
     assert all(qs["per_model_learned"][m] == 0 for m in r["pool"] if m not in expected)
-    share_all = len(expected) / len(r["pool"]) * qs["models_with_outcome_data"].get("learned", 0.0)
-    assert qs["all_pool_models"].get("learned", 0.0) == pytest.approx(share_all)
+    assert all(qs["per_model_learned"][m] == 1 for m in expected)
 
 
 def test_choices_follow_cost_weight(result: tuple[dict, str]) -> None:
