@@ -103,7 +103,12 @@ class Router:
         ids = [m.id for m in self.catalogue.enabled()]
         known = set(ids) | {a for m in self.catalogue.models.values() for a in m.aliases}
         known |= set(self.catalogue.models)
-        return ids + [m for m in self.quality.models if m not in known]
+        return ids + [m for m in self.quality.models if m not in known and self._priced_by_data(m)]
+
+    def _priced_by_data(self, name: str) -> bool:
+        """A learned model outside the catalogue can be priced only from its outcome data's costs."""
+        j = self._column.get(name, -1)
+        return j >= 0 and bool(self.cost_known[j])
 
     def _entry(self, name: str) -> ModelEntry | None:
         return self.catalogue.models.get(name)
@@ -122,6 +127,11 @@ class Router:
                 raise InputError("models must be a list of model names", param="models")
             if name not in self._column and name not in self.catalogue.models:
                 raise UnknownModelError(name, known)
+            if name not in self.catalogue.models and not self._priced_by_data(name):
+                raise InputError(
+                    f"{name} has outcome data but no prices (its data has no costs): list it in the catalogue",
+                    param="models",
+                )
         return names
 
     # -- features -----------------------------------------------------------------------------
@@ -262,7 +272,8 @@ class Router:
     def _reference_matrix(self) -> tuple[list[str], np.ndarray, np.ndarray]:
         """Predicted quality and cost of every known model on the reference prompts (once)."""
         if self._reference_qc is None:
-            names = list(dict.fromkeys([*self.catalogue.models, *self._column]))
+            learned = [m for m in self._column if m in self.catalogue.models or self._priced_by_data(m)]
+            names = list(dict.fromkeys([*self.catalogue.models, *learned]))
             rows, n_in = self._reference()
             q = np.zeros((len(rows), len(names)))
             c = np.zeros_like(q)

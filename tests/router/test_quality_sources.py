@@ -84,7 +84,7 @@ def test_the_abilities_are_in_the_artifacts_with_the_rows_behind_them(trained_di
     assert ab["span"][0] < 0 < ab["span"][1]
 
 
-def relative_of(router: Router, like: str, offset: float = 0.0) -> Router:
+def relative_of(router: Router, like: str | None, offset: float = 0.0) -> Router:
     """The router over the built-in catalogue in which gpt-4.1-mini (no outcome data) is `like` a model."""
     cat = load_catalogue()
     entry = dataclasses.replace(cat.models["gpt-4.1-mini"], like=like, like_offset=offset)
@@ -115,6 +115,30 @@ def test_a_model_without_data_is_estimated_from_its_declared_relative(
 
 def test_a_relative_without_data_leaves_the_prior(fixture_router: Router) -> None:
     """`like` naming a model the artifacts know nothing of changes nothing: the prior stands."""
-    plain = facts(fixture_router, PROMPTS[0], ["gpt-4.1-mini"])
+    plain = facts(relative_of(fixture_router, None), PROMPTS[0], ["gpt-4.1-mini"])
     odd = facts(relative_of(fixture_router, "no-such-model"), PROMPTS[0], ["gpt-4.1-mini"])
     assert plain == odd and plain["gpt-4.1-mini"][2] == "prior"
+
+
+def test_the_shipped_router_over_a_trimmed_catalogue_decides(fixture_router: Router) -> None:
+    """A user's catalogue of two models: the shipped router still decides (learned models it cannot
+    price, having neither catalogue prices nor costs in their data, are left out of the defaults and
+    of the reference prompts), and naming one of them is a clear InputError, not a crash."""
+    from router import InputError
+
+    shipped = Router.load(catalogue=None)
+    cat = load_catalogue()
+    mine = shipped.with_catalogue(trimmed(cat, ["gpt-4o-mini", "codestral-latest"]))
+    d = mine.select("Write Python code to sort a list")
+    unpriced = [
+        m
+        for j, m in enumerate(shipped.quality.models)
+        if not shipped.cost_known[j] and m not in ("gpt-4o-mini", "codestral-latest")
+    ]
+    assert unpriced, "the shipped artifacts learn models whose data has no costs"
+    assert d.selected_model not in unpriced
+    assert {"gpt-4o-mini", "codestral-latest"} <= set(mine.default_models())
+    assert not set(unpriced) & set(mine.default_models())
+    assert mine.select("hi", models=["gpt-4o-mini", "codestral-latest"]).selected_model
+    with pytest.raises(InputError, match="no prices"):
+        mine.select("hello", models=[unpriced[0], "gpt-4o-mini"])
