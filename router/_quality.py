@@ -46,7 +46,7 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
 NEAR = (0.45, 0.70)
 """Mean cosine similarity of a prompt's `NEAREST` closest training prompts at which the estimate
 from similar prompts starts to count, and at which it counts in full (for a model with outcomes on
-all of its k neighbours): a benchmark item's closest training prompts are its siblings (0.65-0.75);
+each of them): a benchmark item's closest training prompts are its siblings (0.65-0.75);
 real requests unlike any training item have them at 0.2-0.5, and their outcomes say little about it."""
 NEAREST = 10
 
@@ -138,8 +138,8 @@ class QualityModel:
         self, emb: np.ndarray, fallback: np.ndarray, exclude: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """The neighbour mean of each model's scores (`fallback` where no neighbour has one), and
-        how much that mean counts: per model, the share of the k that have its outcome, times where
-        the mean similarity of the `NEAREST` falls between the two `NEAR` bounds."""
+        how much that mean counts: per model, the share of the `NEAREST` neighbours that have its
+        outcome, times where their mean similarity falls between the two `NEAR` bounds."""
         if self.knn_emb.shape[0] <= (0 if exclude is None else 1) or self.k == 0:
             return fallback, np.zeros_like(fallback)
         top, sims = self._neighbours(emb.astype(np.float32, copy=False), exclude)
@@ -147,7 +147,7 @@ class QualityModel:
         total = self.knn_scores[top].sum(axis=1)
         mean = np.where(seen > 0, total / np.where(seen > 0, seen, 1), fallback)
         near = np.clip((sims[:, :NEAREST].mean(axis=1) - NEAR[0]) / (NEAR[1] - NEAR[0]), 0.0, 1.0)
-        share = (self.knn_seen[top] > 0).mean(axis=1)
+        share = (self.knn_seen[top[:, :NEAREST]] > 0).mean(axis=1)
         return mean, share * near[:, None]
 
     def neighbours(self, emb: np.ndarray, exclude: np.ndarray | None = None) -> np.ndarray:

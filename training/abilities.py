@@ -7,7 +7,9 @@ For model m, a prompt of capability c and complexity z (the complexity head's ou
 
 `theta[m, c] = pooled[c] + a[m] + u[m, c]`: what every model scores on capability c, the model's
 overall standing `a[m]` (from all its rows, whatever their capability) and its own deviation on c,
-`u[m, c]`, which needs rows of c to move away from 0 (an L2 penalty worth `PSEUDO_ROWS` rows). So a
+`u[m, c]`, which needs rows of c to move away from 0 (an L2 penalty worth `PSEUDO_ROWS` rows).
+`a[m]` and `u[m, c]` are fitted against each item group's difficulty, shared by all models, so a
+model seen only on an easy benchmark is not taken for a strong one. So a
 model measured on maths and code only still gets a writing ability: the pooled one, moved by how
 much better or worse than the others it did everywhere else. `slope[m]` is likewise the pooled
 slope plus the model's deviation; the router holds a prompt's complexity to the span of the training
@@ -25,6 +27,7 @@ import numpy as np
 
 PSEUDO_ROWS = 30.0  # L2 on a model's per-capability deviation, in rows' worth of evidence
 SLOPE_ROWS = 200.0  # the same for its deviation from the pooled complexity slope
+GROUP_ROWS = 20.0  # L2 on an item group's difficulty, in rows' worth: small groups stay near 0
 ITERATIONS = 25
 
 
@@ -75,16 +78,59 @@ def _newton(
     return beta
 
 
+def _pooled(
+    c: np.ndarray,
+    g: np.ndarray,
+    d: np.ndarray,
+    y: np.ndarray,
+    w: np.ndarray,
+    n_caps: int,
+    n_groups: int,
+    group_penalty: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Newton's method for logit = theta[c] + slope * d + delta[g] over every (row, model) outcome:
+    ([theta..., slope], delta). The design is two one-hot blocks and a column, so the gradient and
+    the Hessian are sums per capability and per group (no dense design matrix)."""
+    k = n_caps + 1 + n_groups
+    beta = np.zeros(k)
+    penalty = np.r_[np.full(n_caps + 1, 1e-3), np.full(n_groups, group_penalty)]
+    for _ in range(ITERATIONS):
+        eta = beta[c] + beta[n_caps] * d + beta[n_caps + 1 + g]
+        p = 1.0 / (1.0 + np.exp(-np.clip(eta, -30, 30)))
+        e, h = w * (y - p), w * p * (1 - p)
+        grad = np.r_[np.bincount(c, e, n_caps), [e @ d], np.bincount(g, e, n_groups)] - penalty * beta
+        H = np.zeros((k, k))
+        cg = np.zeros((n_caps, n_groups))
+        np.add.at(cg, (c, g), h)
+        gi = slice(n_caps + 1, k)
+        H[np.arange(n_caps), np.arange(n_caps)] = np.bincount(c, h, n_caps)
+        H[n_caps, n_caps] = h @ (d * d)
+        H[np.arange(n_caps + 1, k), np.arange(n_caps + 1, k)] = np.bincount(g, h, n_groups)
+        H[:n_caps, n_caps] = H[n_caps, :n_caps] = np.bincount(c, h * d, n_caps)
+        H[gi, n_caps] = H[n_caps, gi] = np.bincount(g, h * d, n_groups)
+        H[:n_caps, gi] = cg
+        H[gi, :n_caps] = cg.T
+        H += np.diag(penalty + 1e-6)
+        step = np.linalg.solve(H, grad)
+        beta += step
+        if float(np.max(np.abs(step))) < 1e-6:
+            break
+    return beta[: n_caps + 1], beta[n_caps + 1 :]
+
+
 def fit_abilities(
     scores: np.ndarray,
     caps: np.ndarray,
     complexity: np.ndarray,
     n_caps: int,
     weights: np.ndarray | None = None,
+    groups: np.ndarray | None = None,
 ) -> Abilities:
     """Abilities from a (rows, models) score matrix (NaN where a model has no outcome), each row's
-    capability index in [0, n_caps) (-1: unknown, not used), its predicted complexity in (0, 1) and
-    its weight."""
+    capability index in [0, n_caps) (-1: unknown, not used), its predicted complexity in (0, 1), its
+    weight and its item group (a dataset and subtask, say). Each group gets a difficulty of its own,
+    shared by every model (`GROUP_ROWS`): a model measured only on an easy benchmark is then rated
+    against the others on those items, not against every model on everything."""
     n, models = scores.shape
     w_row = np.ones(n) if weights is None else np.asarray(weights, dtype=np.float64)
     d = _logit(np.asarray(complexity, dtype=np.float64))
@@ -93,11 +139,15 @@ def fit_abilities(
     d = d - center
     onehot = np.zeros((n, n_caps))
     onehot[np.flatnonzero(labelled), caps[labelled]] = 1.0
-    # pooled over every model: one logit per capability and one slope
+    # pooled over every model: one logit per capability, one slope, one difficulty per item group
     seen = ~np.isnan(scores) & labelled[:, None]
     r, m = np.nonzero(seen)
-    X = np.hstack([onehot[r], d[r, None]])
-    pooled = _newton(X, scores[r, m], w_row[r], np.zeros(len(r)), np.full(n_caps + 1, 1e-3))
+    g = np.zeros(n, dtype=np.int64) if groups is None else np.asarray(groups, dtype=np.int64)
+    n_groups = int(g.max(initial=0) + 1)
+    scale = float(w_row[r].mean()) if len(r) else 1.0
+    pooled, group_logit = _pooled(
+        caps[r], g[r], d[r], scores[r, m], w_row[r], n_caps, n_groups, GROUP_ROWS * scale * 0.25
+    )
     theta = np.zeros((models, n_caps))
     slope = np.zeros(models)
     rows = np.zeros((models, n_caps))
@@ -107,7 +157,7 @@ def fit_abilities(
         if not len(rj):
             theta[j], slope[j] = pooled[:n_caps], pooled[n_caps]
             continue
-        offset = onehot[rj] @ pooled[:n_caps] + pooled[n_caps] * d[rj]
+        offset = onehot[rj] @ pooled[:n_caps] + pooled[n_caps] * d[rj] + group_logit[g[rj]]
         Xj = np.hstack([np.ones((len(rj), 1)), onehot[rj], d[rj, None]])
         # penalties scaled to the rows' mean weight, so that PSEUDO_ROWS means rows
         scale = float(w_row[rj].mean())

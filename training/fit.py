@@ -527,10 +527,11 @@ class QualityFitter:
 
     def _abilities(self, E: np.ndarray, data: OutcomeData) -> Abilities:
         """Each model's ability per capability and its complexity slope, from all its rows
-        (training/abilities.py), at the complexity the fitted head predicts for each row."""
+        (training/abilities.py), at the complexity the fitted head predicts for each row, against
+        the difficulty of each row's group."""
         caps = np.array([self.capabilities_.index(t) if t in self.capabilities_ else -1 for t in data.tasks])
         z = self.complexity_head_(E)[:, 0]
-        return fit_abilities(data.scores, caps, z, len(self.capabilities_), self.weights_)
+        return fit_abilities(data.scores, caps, z, len(self.capabilities_), self.weights_, self.group_idx_)
 
     def _out_tokens(self, data: OutcomeData) -> np.ndarray:
         T = data.out_tokens
