@@ -78,6 +78,22 @@ def _newton(
     return beta
 
 
+def _compared(groups: np.ndarray, seen: np.ndarray) -> tuple[np.ndarray, int]:
+    """Group indices in which only the groups that at least two models have outcomes in keep a
+    difficulty of their own: in a group one model alone was scored in (a user's feedback on the
+    model that answered), difficulty and ability cannot be told apart, and its outcomes should
+    move that model's ability. The others share one last index, held at 0 (see `_pooled`); also
+    the number of indices."""
+    groups = np.asarray(groups, dtype=np.int64)
+    n_groups = int(groups.max(initial=0) + 1)
+    models_in = np.zeros((n_groups, seen.shape[1]), dtype=bool)
+    np.logical_or.at(models_in, groups, seen)
+    keep = models_in.sum(axis=1) >= 2
+    index = np.full(n_groups, int(keep.sum()), dtype=np.int64)
+    index[keep] = np.arange(int(keep.sum()))
+    return index[groups], int(keep.sum()) + 1
+
+
 def _pooled(
     c: np.ndarray,
     g: np.ndarray,
@@ -89,11 +105,12 @@ def _pooled(
     group_penalty: float,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Newton's method for logit = theta[c] + slope * d + delta[g] over every (row, model) outcome:
-    ([theta..., slope], delta). The design is two one-hot blocks and a column, so the gradient and
-    the Hessian are sums per capability and per group (no dense design matrix)."""
+    ([theta..., slope], delta). The last group is held at 0 (`_compared`). The design is two one-hot
+    blocks and a column, so the gradient and the Hessian are sums per capability and per group (no
+    dense design matrix)."""
     k = n_caps + 1 + n_groups
     beta = np.zeros(k)
-    penalty = np.r_[np.full(n_caps + 1, 1e-3), np.full(n_groups, group_penalty)]
+    penalty = np.r_[np.full(n_caps + 1, 1e-3), np.full(n_groups - 1, group_penalty), [1e9]]
     for _ in range(ITERATIONS):
         eta = beta[c] + beta[n_caps] * d + beta[n_caps + 1 + g]
         p = 1.0 / (1.0 + np.exp(-np.clip(eta, -30, 30)))
@@ -142,8 +159,7 @@ def fit_abilities(
     # pooled over every model: one logit per capability, one slope, one difficulty per item group
     seen = ~np.isnan(scores) & labelled[:, None]
     r, m = np.nonzero(seen)
-    g = np.zeros(n, dtype=np.int64) if groups is None else np.asarray(groups, dtype=np.int64)
-    n_groups = int(g.max(initial=0) + 1)
+    g, n_groups = _compared(np.zeros(n, dtype=np.int64) if groups is None else np.asarray(groups), seen)
     scale = float(w_row[r].mean()) if len(r) else 1.0
     pooled, group_logit = _pooled(
         caps[r], g[r], d[r], scores[r, m], w_row[r], n_caps, n_groups, GROUP_ROWS * scale * 0.25

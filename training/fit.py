@@ -529,7 +529,14 @@ class QualityFitter:
         """Each model's ability per capability and its complexity slope, from all its rows
         (training/abilities.py), at the complexity the fitted head predicts for each row, against
         the difficulty of each row's group."""
-        caps = np.array([self.capabilities_.index(t) if t in self.capabilities_ else -1 for t in data.tasks])
+        # a row without a capability label (a user's traffic) takes the one the head reads in it
+        read = np.argmax(self.capability_head_(E), axis=1)
+        caps = np.array(
+            [
+                self.capabilities_.index(t) if t in self.capabilities_ else int(r)
+                for t, r in zip(data.tasks, read, strict=True)
+            ]
+        )
         z = self.complexity_head_(E)[:, 0]
         return fit_abilities(data.scores, caps, z, len(self.capabilities_), self.weights_, self.group_idx_)
 

@@ -127,9 +127,17 @@ def test_shipped_router_default_pool_and_select_many() -> None:
 
 
 def test_shipped_router_learned_the_catalogues_models() -> None:
-    """The shipped artifacts learn catalogue ids (trained with --registry-names, see the Makefile);
-    a catalogue model without outcome data falls back to its prior."""
+    """The shipped artifacts learn catalogue ids (trained with --registry-names, see the Makefile),
+    extra-2025's models among them; a catalogue model without outcome data is estimated from the
+    model its entry is `like`."""
     learned = router.default_router().quality.models
-    assert {"gpt-4o-mini", "gpt-4o", "claude-3-haiku"} <= set(learned)
-    d = router.select("Write Python code to sort a list", models=["gpt-4o-mini", "codestral-latest"])
-    assert {c.model: c.quality_source for c in d.candidates}["codestral-latest"] == "prior"
+    assert {"gpt-4o-mini", "gpt-4o", "claude-3-haiku", "claude-3-5-haiku", "codestral-latest"} <= set(learned)
+    d = router.select(
+        "Write Python code to sort a list", models=["gpt-4o-mini", "codestral-latest", "gpt-4.1-mini"]
+    )
+    source = {c.model: c.quality_source for c in d.candidates}
+    assert source["gpt-4.1-mini"] == "relative"
+    assert source["codestral-latest"] in ("learned", "ability") and source["gpt-4o-mini"] in (
+        "learned",
+        "ability",
+    )
