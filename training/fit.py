@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from router._quality import VOTE_K, VOTE_SHARE, vote
+
 from .abilities import Abilities, fit_abilities
 from .base import base_set_arrays
 from .data import CAPABILITIES, OutcomeData
@@ -521,9 +523,38 @@ class QualityFitter:
         if self.seeds is None:
             return None
         E_lab, lab = self.seeds
-        return dev_report(
-            self.capability_head_(E_lab), self.complexity_head_(E_lab)[:, 0], lab, self.capabilities_
+        P = self.capability_head_(E_lab)
+        D = E_lab.shape[1] - self.shape_dims
+        memory, classes = self.label_memory(E_lab[:, :D])
+        dev = np.flatnonzero(lab.dev)
+        if len(memory) and len(dev):  # the router's blend of the head and the labelled prompts' vote
+            sims = E_lab[dev, :D] @ memory.T
+            k = min(VOTE_K, len(memory))
+            top = np.argsort(-sims, axis=1, kind="stable")[:, :k]
+            counts = np.bincount(classes, minlength=len(self.capabilities_)).astype(np.float64)
+            weight = np.where(counts > 0, counts.sum() / np.maximum(counts, 1) / len(counts), 0.0)
+            voted = vote(np.take_along_axis(sims, top, axis=1), classes[top], len(self.capabilities_), weight)
+            P = P.copy()
+            P[dev] = np.where(
+                voted.sum(axis=1, keepdims=True) > 0, (1 - VOTE_SHARE) * P[dev] + VOTE_SHARE * voted, P[dev]
+            )
+        return dev_report(P, self.complexity_head_(E_lab)[:, 0], lab, self.capabilities_)
+
+    def label_memory(self, emb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The labelled prompts that vote on a prompt's capability in the router (router/_quality.py
+        `vote`): the embeddings `emb` (rows of the label set) and capability indices of those kept
+        for training."""
+        if self.seeds is None:
+            return np.zeros((0, emb.shape[1]), np.float32), np.zeros(0, np.int64)
+        lab = self.seeds[1]
+        keep = np.array(
+            [not d and c in self.capabilities_ for c, d in zip(lab.capabilities, lab.dev, strict=True)],
+            dtype=bool,
         )
+        classes = np.array(
+            [self.capabilities_.index(c) for c, k in zip(lab.capabilities, keep, strict=True) if k], np.int64
+        )
+        return emb[keep].astype(np.float32), classes
 
     def _abilities(self, E: np.ndarray, data: OutcomeData) -> Abilities:
         """Each model's ability per capability and its complexity slope, from all its rows

@@ -178,6 +178,9 @@ def train(data: OutcomeData, catalogue: Any, opts: Options) -> dict[str, Any]:
         extra: dict[str, Any] = dict(fitter.knn_base_set_)  # training/base.py: what --base reads back
         if names:
             extra["shape"] = fitter.knn_shape_
+        memory, classes = fitter.label_memory(emb)
+        extra["label_embeddings"] = memory.astype(np.float16)
+        extra["label_classes"] = classes.astype(np.int8)
         np.savez_compressed(
             tmp / "knn.npz",
             embeddings=fitter.knn_embeddings_,
