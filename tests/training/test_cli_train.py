@@ -189,7 +189,8 @@ def test_capability_seeds_teach_typical_requests(trained_dir: Path) -> None:
 
     rt = Router.load(trained_dir)
     cases = {
-        "Could you tell me a funny story about a penguin?": "chat",
+        "hey! how's your day going so far?": "chat",
+        "Could you tell me a funny story about a penguin?": "writing",  # a story is writing
         "Write a short poem about the winter sea": "writing",
         "Who was the president of France in 1995?": "knowledge",
         "Implement quicksort in Python": "code",
