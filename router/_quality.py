@@ -57,6 +57,13 @@ head over the embedding draws one boundary per capability; the vote follows the 
 wherever they lie (on held-out real prompts: top-1 0.83 for the head alone, 0.89 blended)."""
 
 
+def class_weights(classes: np.ndarray, n_classes: int) -> np.ndarray:
+    """Per class, the weight of one labelled prompt's vote: inversely to how many the class has, so
+    every class weighs alike in all (0 for a class with none)."""
+    counts = np.bincount(classes, minlength=n_classes).astype(np.float64)
+    return np.where(counts > 0, counts.sum() / np.maximum(counts, 1) / n_classes, 0.0)
+
+
 def vote(sims: np.ndarray, classes: np.ndarray, n_classes: int, class_weight: np.ndarray) -> np.ndarray:
     """(n, n_classes) capability probabilities from each prompt's nearest labelled prompts: `sims`
     (n, k) their cosine similarities, `classes` (n, k) their labels. Each votes its similarity
@@ -134,8 +141,7 @@ class QualityModel:
                 self.label_classes = np.asarray(knn["label_classes"], dtype=np.int64)
         self.label_search = None
         if labelled and len(self.label_emb):
-            counts = np.bincount(self.label_classes, minlength=len(self.capabilities)).astype(np.float64)
-            self.label_weight = np.where(counts > 0, counts.sum() / np.maximum(counts, 1) / len(counts), 0.0)
+            self.label_weight = class_weights(self.label_classes, len(self.capabilities))
             self.label_search, self._label_data = _search(self.label_emb)
         self.knn_q, self.knn_scales = quantize_rows(self.knn_emb)
         self.knn_search = None

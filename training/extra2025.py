@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .data import CAPABILITIES, _csv_rows
+from .data import CAPABILITIES, _csv_number, _csv_rows
 from .errors import DataError
 
 ROW_SOURCES = ("zeroeval_2025", "mmlu_pro_hist", "routerarena", "evalplus_evalperf")
@@ -206,16 +206,9 @@ def source_licences(folder: Path) -> dict[str, list[str]]:
 # -- the four row sources ---------------------------------------------------------------------
 def _cell(row: dict[str, str], key: str, file: Path, line: int, scale: float = 1.0) -> float:
     """The cell as a number in [0, scale] (NaN when empty); a DataError naming file, line, field."""
-    raw = (row.get(key) or "").strip()
-    if not raw:
-        return math.nan
-    try:
-        v = float(raw)
-    except ValueError:
-        raise DataError(file, f"not a number: {raw!r}", line, key) from None
-    if not math.isfinite(v) or v < 0 or v > scale:
-        bound = f"in [0, {scale:g}]" if math.isfinite(scale) else ">= 0"
-        raise DataError(file, f"must be a number {bound}, got {raw!r}", line, key)
+    v = _csv_number(row, key, file, line)
+    if v > scale:
+        raise DataError(file, f"must be a number in [0, {scale:g}], got {row[key].strip()!r}", line, key)
     return v
 
 
@@ -241,31 +234,31 @@ def _chars(file: Path, key: str) -> dict[tuple[str, str], float]:
     return {(rid, m): _count(row, m, file, n) for n, rid, m, row in _wide(file, key)}
 
 
+def _scored(correct: Path, key: str, chars_file: Path, prefix: str, source: str) -> Iterator[Row]:
+    """Rows of a wide `key` x model correctness CSV, with output tokens from its output-chars CSV
+    when there is one; prompt ids are `prefix:<row id>`."""
+    chars = _chars(chars_file, key) if chars_file.is_file() else {}
+    for n, rid, model, row in _wide(correct, key):
+        score = _cell(row, model, correct, n)
+        if not math.isnan(score):
+            out = _chars_to_tokens(chars.get((rid, model), math.nan))
+            yield Row(f"{prefix}:{rid}", model, score, source, output_tokens=out)
+
+
 def zeroeval_rows(folder: Path) -> Iterator[Row]:
     """The new models' 0/1 correctness on GSM8K, MATH-L5 and CRUXEval, joined to canonical ids."""
     for prefix, dataset in ZEROEVAL_SETS.items():
         correct = folder / f"{prefix}_correct_new_models.csv"
-        if not correct.is_file():
-            continue
-        chars_file = folder / f"{prefix}_output_chars_new_models.csv"
-        chars = _chars(chars_file, "id") if chars_file.is_file() else {}
-        for n, rid, model, row in _wide(correct, "id"):
-            score = _cell(row, model, correct, n)
-            if not math.isnan(score):
-                out = _chars_to_tokens(chars.get((rid, model), math.nan))
-                yield Row(f"{dataset}:{rid}", model, score, folder.name, output_tokens=out)
+        if correct.is_file():
+            chars = folder / f"{prefix}_output_chars_new_models.csv"
+            yield from _scored(correct, "id", chars, dataset, folder.name)
 
 
 def mmlu_pro_rows(folder: Path) -> Iterator[Row]:
     """gpt-4o (May 2024) and deepseek-chat V2 on MMLU-Pro (pred == answer), joined on question_id."""
     correct = folder / "correct_gpt4o_deepseekv2.csv.gz"
-    chars_file = folder / "output_chars_gpt4o_deepseekv2.csv.gz"
-    chars = _chars(chars_file, "question_id") if chars_file.is_file() else {}
-    for n, qid, model, row in _wide(correct, "question_id"):
-        score = _cell(row, model, correct, n)
-        if not math.isnan(score):
-            out = _chars_to_tokens(chars.get((qid, model), math.nan))
-            yield Row(f"mmlu-pro:{qid}", model, score, folder.name, output_tokens=out)
+    chars = folder / "output_chars_gpt4o_deepseekv2.csv.gz"
+    yield from _scored(correct, "question_id", chars, "mmlu-pro", folder.name)
 
 
 def routerarena_rows(folder: Path) -> Iterator[Row]:

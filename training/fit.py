@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from router._quality import VOTE_K, VOTE_SHARE, vote
+from router._quality import VOTE_K, VOTE_SHARE, class_weights, vote
 
 from .abilities import Abilities, fit_abilities
 from .base import base_set_arrays
@@ -531,8 +531,7 @@ class QualityFitter:
             sims = E_lab[dev, :D] @ memory.T
             k = min(VOTE_K, len(memory))
             top = np.argsort(-sims, axis=1, kind="stable")[:, :k]
-            counts = np.bincount(classes, minlength=len(self.capabilities_)).astype(np.float64)
-            weight = np.where(counts > 0, counts.sum() / np.maximum(counts, 1) / len(counts), 0.0)
+            weight = class_weights(classes, len(self.capabilities_))
             voted = vote(np.take_along_axis(sims, top, axis=1), classes[top], len(self.capabilities_), weight)
             P = P.copy()
             P[dev] = np.where(
