@@ -1,6 +1,6 @@
 """`pureai export`: the ledger's answered, scored and prompt-logged requests as training data.
 
-One JSON object per line, in the format `pureai train --data` reads (README, "Retraining on your
+One JSON object per line, in the format `pureai train --data` reads (docs/retraining.md, "Retraining on your
 own traffic"): `prompt`, `model`, `score` (the request's "score" feedback), `cost_usd`,
 `output_tokens`, with `prompt_id` the request id (so a re-export never counts a request twice) and
 `group` the key id (validation folds never split one key's prompts). Only requests whose prompt was

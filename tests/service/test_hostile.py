@@ -449,7 +449,7 @@ def test_serve_raises_a_low_soft_limit_of_open_files(catalogue_file: Path, tmp_p
 
 
 def test_the_limits_are_settings(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each limit is a PUREAI_* setting, with the defaults the README lists."""
+    """Each limit is a PUREAI_* setting, with the defaults docs/operations.md lists."""
     from service.server import Limits
     from service.settings import Settings
 
