@@ -48,7 +48,6 @@ class Router:
             self.cost_slope = np.asarray(table["cost"]["input_slope"], dtype=np.float64)
             self.cost_base = np.asarray(table["cost"]["base"], dtype=np.float64)
             self.cost_known = list(table["cost"]["known"])
-            self.complexity_mean = float(table["complexity_mean"])
             self.reference_tokens = int(table["reference"]["input_tokens"])
         except ArtifactError:
             raise
