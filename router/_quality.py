@@ -44,7 +44,8 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 NEAR = (0.45, 0.70)
-"""Mean cosine similarity of a prompt's `NEAREST` closest training prompts at which the estimate
+"""The default (artifacts that name none under `near`, training/mix.py chooses them on held-out
+folds): mean cosine similarity of a prompt's `NEAREST` closest training prompts at which the estimate
 from similar prompts starts to count, and at which it counts in full (for a model with outcomes on
 each of them): a benchmark item's closest training prompts are its siblings (0.65-0.75);
 real requests unlike any training item have them at 0.2-0.5, and their outcomes say little about it."""
@@ -120,6 +121,10 @@ class QualityModel:
             self.pooled_slope = float(abilities["pooled_slope"])
             if list(abilities["capabilities"]) != self.capabilities:
                 raise ValueError("quality.json: abilities are not over the heads' capabilities")
+        lo, hi = table.get("near", NEAR)
+        if not 0.0 <= float(lo) < float(hi):
+            raise ValueError(f"quality.json: near must be two similarities 0 <= lo < hi, not {[lo, hi]}")
+        self.near = (float(lo), float(hi))
         self.complexity_mean = float(table["complexity_mean"])
         self.shape: list[str] = list(table.get("shape", []))  # artifacts before it have none
         unknown = [n for n in self.shape if n not in SHAPE]
@@ -185,14 +190,15 @@ class QualityModel:
     ) -> tuple[np.ndarray, np.ndarray]:
         """The neighbour mean of each model's scores (`fallback` where no neighbour has one), and
         how much that mean counts: per model, the share of the `NEAREST` neighbours that have its
-        outcome, times where their mean similarity falls between the two `NEAR` bounds."""
+        outcome, times where their mean similarity falls between the two `near` bounds."""
         if self.knn_emb.shape[0] <= (0 if exclude is None else 1) or self.k == 0:
             return fallback, np.zeros_like(fallback)
         top, sims = self._neighbours(emb.astype(np.float32, copy=False), exclude)
         seen = self.knn_seen[top].sum(axis=1)  # (n, M)
         total = self.knn_scores[top].sum(axis=1)
         mean = np.where(seen > 0, total / np.where(seen > 0, seen, 1), fallback)
-        near = np.clip((sims[:, :NEAREST].mean(axis=1) - NEAR[0]) / (NEAR[1] - NEAR[0]), 0.0, 1.0)
+        lo, hi = self.near
+        near = np.clip((sims[:, :NEAREST].mean(axis=1) - lo) / (hi - lo), 0.0, 1.0)
         share = (self.knn_seen[top[:, :NEAREST]] > 0).mean(axis=1)
         return mean, share * near[:, None]
 

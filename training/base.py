@@ -94,19 +94,23 @@ def load(folder: Path) -> OutcomeData:
 
 
 def hyperparameters(folder: Path) -> dict[str, Any]:
-    """The base's logistic C, neighbour k, blend and calibration, which a fit with this base keeps:
+    """The base's logistic C, neighbour k, blend, calibration and `near` bounds (when it has them),
+    which a fit with this base keeps:
     they were chosen on all of the base's training data, of which the base set is a sample (tuned
     again on the sample, they moved the shipped models' predicted quality by 0.03-0.10 on average
     before any user row was added; kept, by 0.03)."""
     from router import _artifacts
 
     table = _artifacts.read_json(folder / "quality.json")
-    return {
+    kept = {
         "C": float(table["logreg_C"][0]),
         "k": int(table["knn_k"]),
         "blend": dict(table["blend"]),
         "calibration": dict(table["calibration"]),
     }
+    if "near" in table:
+        kept["near"] = list(table["near"])
+    return kept
 
 
 def merge(base: OutcomeData, user: OutcomeData, user_weight: float) -> OutcomeData:

@@ -27,8 +27,10 @@ import numpy as np
 from router._quality import VOTE_K, VOTE_SHARE, class_weights, vote
 
 from .abilities import Abilities, fit_abilities
+from .abilities import predict as predict_ability
 from .base import base_set_arrays
 from .data import CAPABILITIES, OutcomeData
+from .mix import Fold, choose, closeness
 from .onnx_heads import Linear
 from .prompt_labels import LabelSet, dev_report, text_key
 
@@ -350,6 +352,7 @@ class QualityFitter:
         self.complexity_head_, self.complexity_mean_ = self._complexity(E, S)
         self.label_report_ = self._label_report()
         self.abilities_ = self._abilities(E, data)
+        self.near_, self.near_scores_ = self._near(E, data, fold_parts)
         prior = np.nanmean(S, axis=0)
         self.group_table_ = group_means(
             self.group_idx_, S, len(self.groups_), np.where(np.isnan(prior), 0.5, prior), self.weights_
@@ -570,6 +573,26 @@ class QualityFitter:
         z = self.complexity_head_(E)[:, 0]
         return fit_abilities(data.scores, caps, z, len(self.capabilities_), self.weights_, self.group_idx_)
 
+    def _near(
+        self, E: np.ndarray, data: OutcomeData, fold_parts: list[Any]
+    ) -> tuple[tuple[float, float], dict[str, float]]:
+        """The similarity bounds at which the neighbour estimate takes over from the ability
+        (training/mix.py), chosen on the held-out folds; kept when `hyperparameters` name them."""
+        if self.hyperparameters is not None and "near" in self.hyperparameters:
+            lo, hi = self.hyperparameters["near"]
+            return (float(lo), float(hi)), {}
+        D, seen = self._dims(E), ~np.isnan(data.scores)
+        folds = []
+        for tr, va, score, parts, _ in fold_parts:
+            q = parts[self.k_].blend(self.blend_)
+            q = 1.0 / (1.0 + np.exp(-(self.calibration_["a"] * logit(q) + self.calibration_["b"])))
+            ability = predict_ability(
+                self.abilities_, self.capability_head_(E[va]), self.complexity_head_(E[va])[:, 0]
+            )
+            similarity, share = closeness(E[tr, :D], seen[tr], E[va, :D])
+            folds.append(Fold(score, q, ability, similarity, share))
+        return choose(folds)
+
     def _out_tokens(self, data: OutcomeData) -> np.ndarray:
         T = data.out_tokens
         model_mean = np.nanmean(T, axis=0) if np.isfinite(T).any() else np.full(T.shape[1], np.nan)
@@ -659,4 +682,5 @@ class QualityFitter:
             "reference": self.reference_,
             "coverage": np.round(self.coverage_, 4).tolist(),
             "abilities": self.abilities_.table(self.capabilities_),
+            "near": list(self.near_),
         }

@@ -69,7 +69,9 @@ def markdown(result: dict[str, Any], manifest: dict[str, Any], plots: list[str])
             else ""
         ),
         f"- hyper-parameters: {json.dumps(result['hyperparameters']['blend'])}, "
-        f"k = {result['hyperparameters']['knn_k']}",
+        f"k = {result['hyperparameters']['knn_k']}, neighbours count from a mean similarity of "
+        f"{result['hyperparameters']['near'][0]:g} and in full from "
+        f"{result['hyperparameters']['near'][1]:g}",
         f"- ONNX heads vs fitted models: max |diff| {result['onnx_max_abs_diff']:.1e}",
         "",
     ]

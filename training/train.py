@@ -304,6 +304,8 @@ def validation_metrics(
             "knn_k": fitter.k_,
             "blend": fitter.blend_,
             "calibration": fitter.calibration_,
+            "near": list(fitter.near_),
+            "near_scores": fitter.near_scores_,
         },
         "brier": float(np.mean((q[seen] - S[seen]) ** 2)),
         "ece": conf_ece,

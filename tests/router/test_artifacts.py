@@ -88,6 +88,15 @@ def test_an_unknown_shape_feature_is_refused_at_load(copy: Path) -> None:
         Router.load(copy)
 
 
+@pytest.mark.parametrize("near", [[0.7, 0.4], [-0.1, 0.5]])
+def test_near_bounds_that_are_no_range_are_refused(copy: Path, near: list[float]) -> None:
+    table = json.loads((copy / "quality.json").read_text(encoding="utf-8"))
+    table["near"] = near
+    replace_signed(copy, "quality.json", json.dumps(table).encode())
+    with pytest.raises(ArtifactError, match="near must be two similarities 0 <= lo < hi"):
+        Router.load(copy)
+
+
 def test_artifact_errors_are_router_errors() -> None:
     assert issubclass(ArtifactError, RouterError)
 
