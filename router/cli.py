@@ -156,6 +156,12 @@ def parser() -> argparse.ArgumentParser:
         metavar="W",
         help="how many base rows each row of --data counts as (default 10; needs a base)",
     )
+    t.add_argument(
+        "--near",
+        metavar="LO,HI",
+        help="mean similarity of a prompt's closest training prompts at which their outcomes start to "
+        "count against each model's ability, and count in full (default: chosen on the validation folds)",
+    )
     t.add_argument("--force", action="store_true", help="replace a non-empty --out")
     t.add_argument("--quiet", action="store_true", help="no progress bars")
     t.set_defaults(func=cmd_train)

@@ -57,7 +57,22 @@ def base_option(args: argparse.Namespace) -> dict[str, Any] | None:
     return {"source": default_dir() if choice == "shipped" else Path(choice), "user_weight": weight}
 
 
+def near_option(value: str | None) -> tuple[float, float] | None:
+    """--near LO,HI: two similarities 0 <= LO < HI <= 1, or None when not given."""
+    if value is None:
+        return None
+    parts = value.split(",")
+    try:
+        lo, hi = (float(p) for p in parts) if len(parts) == 2 else (math.nan, math.nan)
+    except ValueError:
+        lo = hi = math.nan
+    if not (0.0 <= lo < hi <= 1.0):
+        raise OptionError("--near", f"must be two similarities LO,HI with 0 <= LO < HI <= 1, got {value!r}")
+    return lo, hi
+
+
 def train(args: argparse.Namespace, command: str) -> int:
+    near = near_option(args.near)
     catalogue = _catalogue(args.catalogue)
     base = base_option(args)
     data = _load(args, catalogue, base)
@@ -78,6 +93,7 @@ def train(args: argparse.Namespace, command: str) -> int:
         progress=not args.quiet,
         command=command,
         base=None if base is None else {**base, "source": str(base["source"])},
+        near=near,
     )
     result = fit_router(data, catalogue, opts)
     summary: dict[str, object] = {

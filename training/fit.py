@@ -30,7 +30,7 @@ from .abilities import Abilities, fit_abilities
 from .abilities import predict as predict_ability
 from .base import base_set_arrays
 from .data import CAPABILITIES, OutcomeData
-from .mix import Fold, choose, closeness
+from .mix import Fold, choose, closeness, mixed
 from .onnx_heads import Linear
 from .prompt_labels import LabelSet, dev_report, text_key
 
@@ -218,8 +218,10 @@ class QualityFitter:
         seeds: tuple[np.ndarray, LabelSet] | None = None,
         hyperparameters: dict[str, Any] | None = None,
         shape_dims: int = 0,
+        near: tuple[float, float] | None = None,
     ) -> None:
         self.shape_dims = shape_dims
+        self.near = near  # the `near` bounds to keep; None: chosen on the held-out folds
         # (embeddings incl. shape features, labels) of the labelled prompts (training/prompt_labels.py)
         self.seeds = seeds
         self.hyperparameters = hyperparameters  # {"C", "k", "blend", "calibration"}: kept, not fitted
@@ -577,10 +579,10 @@ class QualityFitter:
         self, E: np.ndarray, data: OutcomeData, fold_parts: list[Any]
     ) -> tuple[tuple[float, float], dict[str, float]]:
         """The similarity bounds at which the neighbour estimate takes over from the ability
-        (training/mix.py), chosen on the held-out folds; kept when `hyperparameters` name them."""
-        if self.hyperparameters is not None and "near" in self.hyperparameters:
-            lo, hi = self.hyperparameters["near"]
-            return (float(lo), float(hi)), {}
+        (training/mix.py): the ones given, else those `hyperparameters` name, else chosen on the
+        held-out folds,
+        and their validation score per candidate. Sets `validation_quality_`: the first fold's
+        quality as the router computes it, for the training report."""
         D, seen = self._dims(E), ~np.isnan(data.scores)
         folds = []
         for tr, va, score, parts, _ in fold_parts:
@@ -591,7 +593,15 @@ class QualityFitter:
             )
             similarity, share = closeness(E[tr, :D], seen[tr], E[va, :D])
             folds.append(Fold(score, q, ability, similarity, share))
-        return choose(folds)
+        if self.near is not None:
+            near, scores = (float(self.near[0]), float(self.near[1])), dict[str, float]()
+        elif self.hyperparameters is not None and "near" in self.hyperparameters:
+            lo, hi = self.hyperparameters["near"]
+            near, scores = (float(lo), float(hi)), dict[str, float]()
+        else:
+            near, scores = choose(folds)
+        self.validation_quality_ = mixed(folds[0], near)
+        return near, scores
 
     def _out_tokens(self, data: OutcomeData) -> np.ndarray:
         T = data.out_tokens

@@ -60,7 +60,9 @@ def table(vectors: np.ndarray, zero_ids: list[int], a: float = SIF_A) -> np.ndar
     x -= x.mean(axis=0)
     _, _, axes = np.linalg.svd(x, full_matrices=False)
     x = x @ axes.T
-    x *= np.sign(x[np.abs(x).argmax(axis=0), np.arange(x.shape[1])])  # a sign per axis that LAPACK does not pick
+    x *= np.sign(
+        x[np.abs(x).argmax(axis=0), np.arange(x.shape[1])]
+    )  # a sign per axis that LAPACK does not pick
     rank = np.arange(1, len(x) + 1)
     p = 1.0 / (rank * np.log(len(x)))
     x *= (a / (a + p))[:, None]

@@ -15,7 +15,6 @@ import numpy as np
 
 from router import _artifacts
 from router._embed import Embedder
-from router._quality import logit, sigmoid
 from router._text import SHAPE, shape
 
 from . import base as base_set
@@ -38,6 +37,7 @@ class Options:
     progress: bool = True
     command: str = ""
     base: dict[str, Any] | None = None  # the --base set merged into the data: source, user_weight
+    near: tuple[float, float] | None = None  # --near: the bounds to keep (None: chosen on the folds)
 
 
 def rename_to_registry(data: OutcomeData, catalogue: Any) -> OutcomeData:
@@ -165,6 +165,7 @@ def train(data: OutcomeData, catalogue: Any, opts: Options) -> dict[str, Any]:
             seeds=seeds,
             hyperparameters=base_set.hyperparameters(Path(opts.base["source"])) if opts.base else None,
             shape_dims=len(names),
+            near=opts.near,
         ).fit(E, data)
         shutil.copyfile(src / "embedder.onnx", tmp / "embedder.onnx")
         shutil.copyfile(src / "tokenizer.json", tmp / "tokenizer.json")
@@ -286,11 +287,11 @@ def model_rows(data: OutcomeData) -> dict[str, dict[str, Any]]:
 def validation_metrics(
     data: OutcomeData, fitter: QualityFitter, catalogue: Any, cost_from: str
 ) -> dict[str, Any]:
-    """Metrics on the held-out fifth, with the heads fitted on the other four fifths."""
+    """Metrics on the held-out fifth, with the heads fitted on the other four fifths: of each
+    model's quality as the router computes it (the neighbour estimate mixed with the ability)."""
     tr, va, parts, cost_tr = fitter.validation_
     S = data.scores[va]
-    cal = fitter.calibration_
-    q = sigmoid(cal["a"] * logit(parts.blend(fitter.blend_)) + cal["b"])
+    q = fitter.validation_quality_
     n_in = fitter._n_in(data)
     c_hat = expected_costs(data, fitter, catalogue, cost_from, cost_tr, n_in[va], parts.groups)
     seen = ~np.isnan(S)

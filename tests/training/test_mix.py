@@ -63,3 +63,24 @@ def test_the_chosen_bounds_are_in_the_artifacts_and_the_report(trained_dir: Path
     assert (lo, hi) in {*GRID, (0.45, 0.7)}
     report = (trained_dir / "report" / "report.md").read_text()
     assert f"neighbours count from a mean similarity of {lo:g} and in full from {hi:g}" in report
+
+
+def test_near_given_on_the_command_line_is_kept(fixture_dir: Path, train, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "near"
+    result = train(fixture_dir, out, "--near", "0.5,0.8", "--folds", "1")
+    assert result.returncode == 0, result.stderr
+    assert json.loads((out / "quality.json").read_text())["near"] == [0.5, 0.8]
+    metrics = json.loads((out / "report" / "metrics.json").read_text())
+    assert metrics["hyperparameters"]["near"] == [0.5, 0.8]
+    assert metrics["hyperparameters"]["near_scores"] == {}  # nothing was chosen
+
+
+@pytest.mark.parametrize("value", ["0.8,0.5", "0.5", "a,b", "0.2,1.5", "-0.1,0.4"])
+def test_bad_near_is_refused_before_anything_is_read(  # type: ignore[no-untyped-def]
+    fixture_dir: Path, train, assert_cli_error, tmp_path: Path, value: str
+) -> None:
+    result = train(fixture_dir, tmp_path / "out", f"--near={value}")
+    assert_cli_error(
+        result, why=f"--near: must be two similarities LO,HI with 0 <= LO < HI <= 1, got {value!r}"
+    )
+    assert not (tmp_path / "out").exists()
