@@ -33,6 +33,21 @@ def test_prompt_set_shape() -> None:
     assert all(levels[c, d] >= 5 for c in CAPABILITIES for d in ("trivial", "hard")), levels
 
 
+def _words(text: str) -> str:
+    return " ".join("".join(ch for ch in text.lower() if ch.isalnum() or ch.isspace()).split())
+
+
+def test_no_prompt_of_the_set_is_one_training_reads() -> None:
+    """Not even with other case or punctuation: every labelled prompt of the capability and
+    complexity heads (seeds and shared real prompts) differs from every prompt of the set."""
+    from training.prompt_labels import label_set
+
+    rows = [json.loads(line) for line in (BENCH / "prompts.jsonl").read_text(encoding="utf-8").splitlines()]
+    read = {_words(t) for t in label_set().texts}
+    assert len(read) > 500
+    assert [r["prompt"] for r in rows if _words(r["prompt"]) in read] == []
+
+
 @pytest.fixture(scope="module")
 def result(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, str]:
     out = tmp_path_factory.mktemp("real_prompts") / "r.json"
