@@ -12,7 +12,7 @@ export LITELLM_LOCAL_MODEL_COST_MAP := True
 # Apache-2.0) that the shipped artifacts learn: every catalogue model the data covers.
 SHIPPED_MODELS := gpt-4o-mini,gpt-4o,gpt-4-turbo,gpt-3.5-turbo,o1-mini,claude-3-haiku,claude-3-5-sonnet,claude-3-opus,gemini-1.5-flash,gemini-1.5-pro,llama-3.1-70b-instruct,llama-3.1-8b-instruct,llama-3.1-405b-instruct,deepseek-chat,mixtral-8x7b-instruct,mistral-large-latest,qwen-2.5-72b-instruct,gemma-2-9b-it,phi-3-mini,command-r,claude-3-5-haiku,gemini-2.0-flash,codestral-latest,mistral-small-latest
 
-.PHONY: serve route test install-serve install-dev lint artifacts bench-routing bench-latency bench-soak bench-gateway bench-real-prompts
+.PHONY: serve route test install-serve install-dev lint artifacts bench-routing bench-latency bench-soak bench-gateway bench-real-prompts bench-unseen
 
 $(PY):
 	python3.11 -m venv $(VENV) || python3 -m venv $(VENV)
@@ -66,6 +66,10 @@ bench-latency: install-dev
 # The shipped router on hand-written real-user-style prompts that no training reads.
 bench-real-prompts: install-dev
 	$(PY) benchmarks/real_prompts/run.py
+
+# The make-artifacts recipe with whole benchmarks held out of training, routed among catalogue models.
+bench-unseen: install-dev
+	$(PY) benchmarks/unseen/run.py
 
 # Reliability case 35: 10 minutes of mixed load on one gateway; does its RSS plateau?
 bench-soak: install-dev

@@ -199,6 +199,13 @@ def table(results: dict) -> str:
     return "\n".join(lines)
 
 
+def _commit() -> str | None:
+    import subprocess
+
+    done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    return done.stdout.strip() or None
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--cases", default=",".join(CASES))
@@ -229,7 +236,7 @@ def main() -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     md = f"near bounds: {args.near}\n\n" + table(results)
-    meta = {"near": args.near, "seed": args.seed, "n_boot": args.n_boot}
+    meta = {"commit": _commit(), "near": args.near, "seed": args.seed, "n_boot": args.n_boot}
     (out / "unseen.json").write_text(json.dumps({"meta": meta, "cases": results}, indent=1), encoding="utf-8")
     (out / "unseen.md").write_text(md + "\n", encoding="utf-8")
     print(md)
