@@ -92,10 +92,25 @@ def markdown(result: dict[str, Any], manifest: dict[str, Any], plots: list[str])
             f"| {p['cost_weight']:.2f} | {p['cost']:.6f} | {p['quality']:.4f} |" for p in result["sweep"]
         ]
         lines.append("")
+    lines += _calibration_section(result.get("ece_by_source"))
     lines += _model_rows_section(result.get("model_rows"))
     lines += _prompt_labels_section(result.get("prompt_labels"))
     lines += [f"![{p}]({p})" for p in plots]
     return "\n".join(lines) + "\n"
+
+
+def _calibration_section(per_source: dict[str, Any] | None) -> list[str]:
+    """Brier score and ECE of the predicted quality per dataset of the held-out rows."""
+    if not per_source:
+        return []
+    return [
+        "## Calibration per dataset (held-out)",
+        "",
+        "| dataset | outcomes | Brier | ECE |",
+        "|---|---|---|---|",
+        *(f"| {n} | {v['outcomes']} | {v['brier']:.4f} | {v['ece']:.4f} |" for n, v in per_source.items()),
+        "",
+    ]
 
 
 def _prompt_labels_section(rep: dict[str, Any] | None) -> list[str]:

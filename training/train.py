@@ -311,6 +311,7 @@ def validation_metrics(
         "brier": float(np.mean((q[seen] - S[seen]) ** 2)),
         "ece": conf_ece,
         "reliability": table,
+        "ece_by_source": ece_by_source([data.prompt_ids[i] for i in va], q, S),
     }
     full = seen.all(axis=1)
     if full.sum() >= 10 and len(data.models) >= 2:
@@ -323,6 +324,25 @@ def validation_metrics(
         r = np.arange(int(full.sum()))
         out["selected_ece"], _ = metrics.ece(q[full][r, chosen], S[full][r, chosen])
         out["curve_prompts"] = int(full.sum())
+    return out
+
+
+def ece_by_source(prompt_ids: list[str], q: np.ndarray, S: np.ndarray) -> dict[str, dict[str, float]]:
+    """Per dataset (the prompt id's prefix; "data" for ids without one) of held-out rows: outcomes,
+    Brier score and calibration ECE of the predicted quality."""
+    source = np.array([p.split(":", 1)[0] if ":" in p else "data" for p in prompt_ids])
+    out: dict[str, dict[str, float]] = {}
+    for name in sorted(set(source)):
+        rows = source == name
+        seen = ~np.isnan(S[rows])
+        if seen.sum() < 20:
+            continue
+        qs, ss = q[rows][seen], S[rows][seen]
+        out[name] = {
+            "outcomes": int(seen.sum()),
+            "brier": round(float(np.mean((qs - ss) ** 2)), 4),
+            "ece": round(metrics.ece(qs, ss)[0], 4),
+        }
     return out
 
 

@@ -90,6 +90,21 @@ def test_metrics_and_report(trained_dir: Path, fixture_models: list[str]) -> Non
     assert "![quality_cost.png](quality_cost.png)" in report
 
 
+def test_calibration_per_dataset_of_the_held_out_rows(
+    trained_dir: Path, fixture_prompts: list[dict[str, str]]
+) -> None:
+    """Each dataset of the held-out fold with enough outcomes gets its own Brier score and ECE, and
+    their outcome counts add up to at most the fold's."""
+    metrics = _json(trained_dir / "report" / "metrics.json")
+    per = metrics["ece_by_source"]
+    assert set(per) <= {r["dataset"] for r in fixture_prompts} and len(per) >= 2, per
+    assert all(0 <= v["ece"] <= 1 and 0 <= v["brier"] <= 1 and v["outcomes"] >= 20 for v in per.values())
+    assert sum(v["outcomes"] for v in per.values()) <= 4 * metrics["validation_prompts"]
+    report = (trained_dir / "report" / "report.md").read_text(encoding="utf-8")
+    name, v = next(iter(per.items()))
+    assert f"| {name} | {v['outcomes']} | {v['brier']:.4f} | {v['ece']:.4f} |" in report
+
+
 def test_onnx_heads_agree_with_the_fitted_model(trained_dir: Path) -> None:
     metrics = _json(trained_dir / "report" / "metrics.json")
     assert 0 <= metrics["onnx_max_abs_diff"] < 1e-4
