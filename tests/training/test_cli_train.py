@@ -183,7 +183,8 @@ def test_registry_names_and_registry_costs(
     mini, big = rt.catalogue.models["gpt-4o-mini"], rt.catalogue.models["gpt-4o"]
     price_ratio = big.input_per_mtok / mini.input_per_mtok
     assert price_ratio / 3 < cost["gpt-4o"] / cost["gpt-4o-mini"] < price_ratio * 3
-    assert [c.quality_source for c in d.candidates] == ["learned", "learned"]
+    # the models' own outcome rows: neighbours or abilities, as the folds chose (`near`)
+    assert [c.quality_source in ("learned", "ability") for c in d.candidates] == [True, True]
 
 
 def test_every_kept_prompt_has_all_four_outcomes(
