@@ -141,3 +141,20 @@ def test_shipped_router_learned_the_catalogues_models() -> None:
         "learned",
         "ability",
     )
+
+
+def test_shipped_artifacts_were_built_by_the_makefiles_recipe() -> None:
+    """`make artifacts` (SHIPPED_MODELS, SHIPPED_NEAR) is what built router/artifacts, and what
+    benchmarks/unseen reads as the shipped recipe: the models, the near bounds and the command."""
+    import re
+
+    root = Path(__file__).resolve().parents[2]
+    make = (root / "Makefile").read_text(encoding="utf-8")
+    recipe = dict(re.findall(r"^(SHIPPED_\w+)\s*:=\s*(\S+)", make, re.M))
+    art = root / "router" / "artifacts"
+    table = json.loads((art / "quality.json").read_text(encoding="utf-8"))
+    manifest = json.loads((art / "manifest.json").read_text(encoding="utf-8"))
+    assert table["models"] == recipe["SHIPPED_MODELS"].split(",")
+    assert table["near"] == [float(x) for x in recipe["SHIPPED_NEAR"].split(",")]
+    assert f"--models {recipe['SHIPPED_MODELS']} --near {recipe['SHIPPED_NEAR']}" in manifest["command"]
+    assert "--near $(SHIPPED_NEAR)" in make and "--models $(SHIPPED_MODELS)" in make
