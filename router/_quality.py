@@ -58,6 +58,30 @@ head over the embedding draws one boundary per capability; the vote follows the 
 wherever they lie (on held-out real prompts: top-1 0.83 for the head alone, 0.89 blended)."""
 
 
+def local_weight(similarity: np.ndarray, share: np.ndarray, near: tuple[float, float]) -> np.ndarray:
+    """(n, M) how much the neighbour estimate counts: `share` (n, M), the fraction of the `NEAREST`
+    neighbours with each model's outcome, times where their mean `similarity` (n,) falls between
+    the two `near` bounds."""
+    lo, hi = near
+    return share * np.clip((similarity - lo) / (hi - lo), 0.0, 1.0)[:, None]
+
+
+def mixed_ability(
+    theta: np.ndarray,
+    slope: np.ndarray,
+    center: float,
+    span: tuple[float, float],
+    caps: np.ndarray,
+    complexity: np.ndarray,
+) -> np.ndarray:
+    """(n, M): each model's ability (theta (M, C) at logit complexity `center`, moving by `slope`
+    (M,) per unit, the complexity held to `span` about the centre) mixed over the prompts'
+    capability probabilities `caps` (n, C), at their `complexity` (n,) (training/abilities.py)."""
+    d = np.clip(logit(np.asarray(complexity, dtype=np.float64)) - center, *span)
+    eta = theta[None, :, :] + slope[None, :, None] * d[:, None, None]
+    return np.asarray(np.einsum("ic,imc->im", caps, sigmoid(eta)))
+
+
 def class_weights(classes: np.ndarray, n_classes: int) -> np.ndarray:
     """Per class, the weight of one labelled prompt's vote: inversely to how many the class has, so
     every class weighs alike in all (0 for a class with none)."""
@@ -197,10 +221,8 @@ class QualityModel:
         seen = self.knn_seen[top].sum(axis=1)  # (n, M)
         total = self.knn_scores[top].sum(axis=1)
         mean = np.where(seen > 0, total / np.where(seen > 0, seen, 1), fallback)
-        lo, hi = self.near
-        near = np.clip((sims[:, :NEAREST].mean(axis=1) - lo) / (hi - lo), 0.0, 1.0)
         share = (self.knn_seen[top[:, :NEAREST]] > 0).mean(axis=1)
-        return mean, share * near[:, None]
+        return mean, local_weight(sims[:, :NEAREST].mean(axis=1), share, self.near)
 
     def neighbours(self, emb: np.ndarray, exclude: np.ndarray | None = None) -> np.ndarray:
         """(n, k) indices of the k most similar memory rows (see `_neighbours`)."""
@@ -258,9 +280,8 @@ class QualityModel:
         """(n, M): each model's ability mixed over the prompts' capability probabilities, at their
         complexity (training/abilities.py)."""
         assert self.abilities is not None
-        d = np.clip(logit(complexity) - self.ability_center, *self.ability_span)  # (n,)
-        eta = self.abilities["theta"][None, :, :] + self.abilities["slope"][None, :, None] * d[:, None, None]
-        return np.einsum("ic,imc->im", caps, sigmoid(eta))
+        a = self.abilities
+        return mixed_ability(a["theta"], a["slope"], self.ability_center, self.ability_span, caps, complexity)
 
     def prior_shift(self, complexity: float) -> float:
         """How far a prompt's complexity moves a catalogue prior, in logits: the pooled slope of

@@ -187,11 +187,3 @@ def fit_abilities(
         else (0.0, 0.0)
     )
     return Abilities(theta, slope, center, rows, float(pooled[n_caps]), span)
-
-
-def predict(abilities: Abilities, caps: np.ndarray, complexity: np.ndarray) -> np.ndarray:
-    """(n, models): each model's ability mixed over the rows' capability probabilities `caps`
-    (n, capabilities) at their complexity (n,), as router/_quality.py `ability` computes it."""
-    d = np.clip(_logit(np.asarray(complexity, dtype=np.float64)) - abilities.center, *abilities.span)
-    eta = abilities.theta[None, :, :] + abilities.slope[None, :, None] * d[:, None, None]
-    return np.asarray(np.einsum("ic,imc->im", caps, 1.0 / (1.0 + np.exp(-eta))))

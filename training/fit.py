@@ -24,10 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from router._quality import VOTE_K, VOTE_SHARE, class_weights, vote
+from router._quality import VOTE_K, VOTE_SHARE, class_weights, mixed_ability, sigmoid, vote
 
 from .abilities import Abilities, fit_abilities
-from .abilities import predict as predict_ability
 from .base import base_set_arrays
 from .data import CAPABILITIES, OutcomeData
 from .mix import Fold, choose, closeness, mixed
@@ -580,28 +579,33 @@ class QualityFitter:
     ) -> tuple[tuple[float, float], dict[str, float]]:
         """The similarity bounds at which the neighbour estimate takes over from the ability
         (training/mix.py): the ones given, else those `hyperparameters` name, else chosen on the
-        held-out folds,
-        and their validation score per candidate. Sets `validation_quality_`: the first fold's
-        quality as the router computes it, for the training report."""
-        D, seen = self._dims(E), ~np.isnan(data.scores)
-        folds = []
-        for tr, va, score, parts, _ in fold_parts:
-            q = parts[self.k_].blend(self.blend_)
-            q = 1.0 / (1.0 + np.exp(-(self.calibration_["a"] * logit(q) + self.calibration_["b"])))
-            ability = predict_ability(
-                self.abilities_, self.capability_head_(E[va]), self.complexity_head_(E[va])[:, 0]
-            )
-            similarity, share = closeness(E[tr, :D], seen[tr], E[va, :D])
-            folds.append(Fold(score, q, ability, similarity, share))
-        if self.near is not None:
-            near, scores = (float(self.near[0]), float(self.near[1])), dict[str, float]()
-        elif self.hyperparameters is not None and "near" in self.hyperparameters:
-            lo, hi = self.hyperparameters["near"]
-            near, scores = (float(lo), float(hi)), dict[str, float]()
+        held-out folds; and the validation score of each candidate (none when not chosen). Sets
+        `validation_quality_`: the first fold's quality as the router computes it, for the
+        training report."""
+        given = self.near
+        if given is None and self.hyperparameters is not None and "near" in self.hyperparameters:
+            given = self.hyperparameters["near"]
+        # fixed bounds need only the first fold (the report's); chosen ones, every fold
+        folds = [self._fold(E, data, part) for part in (fold_parts[:1] if given is not None else fold_parts)]
+        if given is not None:
+            near, scores = (float(given[0]), float(given[1])), dict[str, float]()
         else:
             near, scores = choose(folds)
         self.validation_quality_ = mixed(folds[0], near)
         return near, scores
+
+    def _fold(self, E: np.ndarray, data: OutcomeData, part: Any) -> Fold:
+        """A held-out fold's calibrated neighbour estimate, ability and closeness to its training
+        rows (training/mix.py)."""
+        tr, va, score, parts, _ = part
+        cal = self.calibration_
+        q = sigmoid(cal["a"] * logit(parts[self.k_].blend(self.blend_)) + cal["b"])
+        a = self.abilities_
+        caps, z = self.capability_head_(E[va]), self.complexity_head_(E[va])[:, 0]
+        ability = mixed_ability(a.theta, a.slope, a.center, a.span, caps, z)
+        D = self._dims(E)
+        similarity, share = closeness(E[tr, :D], ~np.isnan(data.scores[tr]), E[va, :D])
+        return Fold(score, q, ability, similarity, share)
 
     def _out_tokens(self, data: OutcomeData) -> np.ndarray:
         T = data.out_tokens

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from router._quality import NEAR, NEAREST
+from router._quality import NEAR, NEAREST, local_weight
 
 GRID: tuple[tuple[float, float], ...] = tuple(
     (lo, round(lo + width, 2)) for lo in (0.2, 0.3, 0.4, 0.5, 0.6) for width in (0.1, 0.25, 0.4)
@@ -55,13 +55,8 @@ def closeness(E_fit: np.ndarray, seen_fit: np.ndarray, E: np.ndarray) -> tuple[n
     return sim, share
 
 
-def local_weight(similarity: np.ndarray, share: np.ndarray, near: Sequence[float]) -> np.ndarray:
-    """(n, M) the neighbour estimate's weight, as the router computes it."""
-    lo, hi = float(near[0]), float(near[1])
-    return share * np.clip((similarity - lo) / (hi - lo), 0.0, 1.0)[:, None]
-
-
-def mixed(fold: Fold, near: Sequence[float]) -> np.ndarray:
+def mixed(fold: Fold, near: tuple[float, float]) -> np.ndarray:
+    """The fold's quality as the router computes it with these bounds."""
     a = local_weight(fold.similarity, fold.share, near)
     return np.asarray(a * fold.quality + (1 - a) * fold.ability)
 

@@ -53,21 +53,18 @@ def shipped_models() -> list[str]:
     return recipe("SHIPPED_MODELS").split(",")
 
 
-def _norm(text: str) -> str:
-    return " ".join(text.lower().split())
-
-
 def train_without(held: tuple[str, ...], texts: set[str], out: Path, catalogue, near) -> dict:  # type: ignore[no-untyped-def]
     """`make artifacts` on the shared data minus the held-out datasets and their texts."""
     from training import data as data_mod
     from training.embed_cache import default_cache_dir
+    from training.prompt_labels import text_key
     from training.train import Options, rename_to_registry, train
 
     data = rename_to_registry(data_mod.load(",".join(str(p) for p in DATA)), catalogue)
     data = data_mod.select_models(data, shipped_models())
     keep = np.array(
         [
-            pid.split(":", 1)[0] not in held and _norm(t) not in texts
+            pid.split(":", 1)[0] not in held and text_key(t) not in texts
             for pid, t in zip(data.prompt_ids, data.texts, strict=True)
         ]
     )
@@ -117,7 +114,9 @@ def run_case(name: str, seed: int, n_boot: int, near, keep: Path | None = None) 
     test = idx["test"]
     with tempfile.TemporaryDirectory(prefix="pureai-unseen-") as tmp:
         out = (keep / name) if keep else Path(tmp) / "artifacts"
-        texts = {_norm(t) for t in scn.texts}
+        from training.prompt_labels import text_key
+
+        texts = {text_key(t) for t in scn.texts}
         fit = train_without(held, texts, out, catalogue, near)
         rt = Router.load(out, catalogue)
         back = {ids[m]: m for m in pool}
@@ -145,9 +144,9 @@ def run_case(name: str, seed: int, n_boot: int, near, keep: Path | None = None) 
         res = {"pureai": evaluate_router(shipped, scn, test, decisions=decisions, key="pureai")}
     fit_rows = np.concatenate([idx["train"], idx["val"]])
     ncost, train_cost = normalised_cost(scn, idx["train"])
-    for key, r in (("random", RandomRouter(seed)),):
-        r.fit(scn, fit_rows, ncost, train_cost)
-        res[key] = evaluate_router(r, scn, test, decisions=decisions, key=key)
+    random = RandomRouter(seed)
+    random.fit(scn, fit_rows, ncost, train_cost)
+    res["random"] = evaluate_router(random, scn, test, decisions=decisions, key="random")
     trained_refs = {}
     lt = LabelRouter("task").fit(scn, fit_rows, ncost, train_cost)
     trained_refs["label-task"] = evaluate_router(lt, scn, test)["aiq"]

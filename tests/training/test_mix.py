@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from router._quality import local_weight
 from training.fit import brier
-from training.mix import GRID, Fold, choose, closeness, local_weight
+from training.mix import GRID, Fold, choose, closeness
 
 
 def fold(seed: int, cut: float) -> Fold:
