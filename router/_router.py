@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import _artifacts, _score
+from ._calibration import Calibrations
 from ._decision import Decision
 from ._quality import Features, QualityModel, logit, sigmoid
 from ._score import DEFAULT_COST_WEIGHT
@@ -31,8 +32,16 @@ TABLES = 256  # pools whose lambda tables are cached
 class Router:
     """Use `Router.load(path)`; `select` / `select_many` return `Decision`s."""
 
-    def __init__(self, artifacts: _artifacts.Artifacts, catalogue: Catalogue, threads: int = 1) -> None:
+    def __init__(
+        self,
+        artifacts: _artifacts.Artifacts,
+        catalogue: Catalogue,
+        threads: int = 1,
+        calibration: str = "traffic",
+    ) -> None:
         from ._embed import Embedder
+
+        self.calibration = Calibrations(calibration, TABLES).mode
 
         self.artifacts = artifacts
         self.catalogue = catalogue
@@ -62,21 +71,40 @@ class Router:
 
     @classmethod
     def load(
-        cls, path: Path | str | None = None, catalogue: Catalogue | Path | str | None = None, threads: int = 1
+        cls,
+        path: Path | str | None = None,
+        catalogue: Catalogue | Path | str | None = None,
+        threads: int = 1,
+        calibration: str = "traffic",
     ) -> Router:
+        """`calibration`: what a pool's cost_weight scale is fitted on. "traffic" (the default):
+        the pool's own recent prompts, once it has routed a few dozen (reference training prompts
+        until then), so that a cost_weight lands on the same point of *this traffic's* cost range
+        whatever its costs; "reference": reference training prompts only, so a decision depends on
+        nothing routed before it."""
         from models_registry import Catalogue, load_catalogue
 
         cat = catalogue if isinstance(catalogue, Catalogue) else load_catalogue(catalogue)
-        return cls(_artifacts.load(path), cat, threads)
+        return cls(_artifacts.load(path), cat, threads, calibration)
 
     def with_catalogue(self, catalogue: Catalogue) -> Router:
         """This router over another catalogue (models added or removed), without loading anything
         again: the ONNX sessions, the prompt cache and the reference prompts are shared; what the
         catalogue decides (learned columns by alias, priors, the per-pool lambda tables) is rebuilt,
-        lazily, on the first decision."""
+        lazily, on the first decision. A pool whose models' entries are all unchanged keeps (a copy
+        of) its traffic calibration."""
         new = copy.copy(self)
         new.catalogue = catalogue
         new._bind()
+        same = {m for m, e in catalogue.models.items() if self.catalogue.models.get(m) == e}
+        new._tables = self._tables.carried(lambda pool: all(m in same or m not in catalogue.models for m in pool))
+        return new
+
+    def fresh(self) -> Router:
+        """This router as if it had routed nothing: its lambda tables come from reference prompts
+        until it has traffic of its own. The ONNX sessions and the prompt cache are shared."""
+        new = copy.copy(self)
+        new._tables = Calibrations(self.calibration, TABLES)
         return new
 
     def _bind(self) -> None:
@@ -85,7 +113,7 @@ class Router:
         which other models the catalogue lists."""
         self._column = self._learned_columns()
         self._pools: dict[tuple[str, ...], _Pool] = {}
-        self._tables: dict[tuple[str, ...], np.ndarray] = {}
+        self._tables = Calibrations(self.calibration, TABLES)
         self._reference_qc: tuple[list[str], np.ndarray, np.ndarray] | None = None
 
     # -- models -------------------------------------------------------------------------------
@@ -282,34 +310,39 @@ class Router:
         return self._reference_qc
 
     def lambda_table(self, models: Sequence[str]) -> np.ndarray:
-        """The pool's lambda per calibrated weight (cached per pool)."""
+        """The pool's lambda per calibrated weight: fitted on the pool's recent traffic (see
+        `router._calibration`), or on reference prompts until it has some or with
+        `calibration="reference"`."""
         key = tuple(models)
-        table = self._tables.get(key)
-        if table is None:
+
+        def reference() -> tuple[np.ndarray, np.ndarray]:
             names, q, c = self._reference_matrix()
             cols = [names.index(m) for m in key]
-            table = _score.lambda_table(q[:, cols], c[:, cols])
-            with self._lock:
-                self._tables[key] = table
-                while len(self._tables) > TABLES:
-                    self._tables.pop(next(iter(self._tables)))
-        return table
+            return q[:, cols], c[:, cols]
+
+        return self._tables.table(key, reference)
+
+    def calibrated_on(self, models: Sequence[str]) -> int:
+        """How many of the pool's routed prompts its current cost_weight scale was fitted on
+        (0: reference training prompts only)."""
+        return self._tables.traffic(tuple(models))
 
     def _decide(
         self,
         row: tuple[np.ndarray, ...],
-        chars: int,
+        scored: tuple[np.ndarray, np.ndarray, list[str]],
+        n_in: int,
         models: list[str],
         w: float,
+        table: np.ndarray,
         shift: Mapping[str, float] | None = None,
     ) -> Decision:
         caps, complexity = row[0], row[2]
         cx = float(complexity)
-        n_in = estimate_tokens(chars)
-        q, c, src = self._candidates(row, n_in, models)
+        q, c, src = scored
         if shift:
             q = np.clip(q + np.array([shift.get(m, 0.0) for m in models]), QUALITY_FLOOR, 1 - QUALITY_FLOOR)
-        ranked = _score.rank(models, q, c, src, w, self.lambda_table(models))
+        ranked = _score.rank(models, q, c, src, w, table)
         best = ranked[0]
         capabilities = {c: 0.0 for c in _all_capabilities()}
         capabilities.update(
@@ -360,7 +393,15 @@ class Router:
         shift = _check_shift(quality_shift)
         read = [read_prompt(p) for p in prompts]
         rows = self._features([t for t, _ in read])
-        return [self._decide(r, chars, names, w, shift) for r, (_, chars) in zip(rows, read, strict=True)]
+        n_in = [estimate_tokens(chars) for _, chars in read]
+        scored = [self._candidates(r, n, names) for r, n in zip(rows, n_in, strict=True)]
+        if scored:
+            self._tables.observe(tuple(names), np.array([s[0] for s in scored]), np.array([s[1] for s in scored]))
+        table = self.lambda_table(names)
+        return [
+            self._decide(r, sc, n, names, w, table, shift)
+            for r, sc, n in zip(rows, scored, n_in, strict=True)
+        ]
 
 
 @dataclass(frozen=True)

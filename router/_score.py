@@ -3,10 +3,11 @@
 Utility is `quality - lambda(w) * expected cost in USD`: the Lagrangian of "best mean quality for a
 mean budget", so across many prompts the money goes where it buys the most quality (long prompts
 cost more everywhere and go cheaper sooner). `lambda(0) = 0` (best predicted quality, ties to the
-cheaper model), `lambda(1) = inf` (cheapest). In between, lambda is calibrated per pool on reference
-prompts so that the mean expected cost of the choices falls log-evenly from the w = 0 choice to the
-cheapest model: a given cost_weight lands on a predictable point of this pool's cost range. lambda
-never decreases with w, so for a fixed prompt the chosen model's expected cost never rises.
+cheaper model), `lambda(1) = inf` (cheapest). In between, lambda is calibrated per pool on a set of
+prompts (its traffic, or reference prompts: `router._calibration`) so that the mean expected cost of
+the choices falls log-evenly from the w = 0 choice to the cheapest model: a given cost_weight lands
+on a predictable point of this pool's cost range. lambda never decreases with w, so for a fixed
+prompt and table the chosen model's expected cost never rises.
 """
 
 from __future__ import annotations
@@ -29,6 +30,43 @@ def _choice_cost(quality: np.ndarray, cost: np.ndarray, lam: float) -> float:
     return float(np.min(np.where(best, cost, np.inf), axis=1).mean())
 
 
+def _choice_costs(quality: np.ndarray, cost: np.ndarray, lams: np.ndarray) -> np.ndarray:
+    """`_choice_cost` at each of the increasing `lams`, from each prompt's switch points.
+
+    As lambda grows, a prompt's choice steps down to ever cheaper models: from the choice it holds,
+    to the cheaper candidate whose utility line crosses its own first (the cheapest of those
+    crossing together). The mean chosen cost at any lambda is then the w = 0 choices' mean plus the
+    cost steps of every switch at or below it."""
+    rows, k = quality.shape
+    idx = np.arange(rows)
+    u0 = np.round(quality, 12)
+    best = u0 >= u0.max(axis=1, keepdims=True)
+    cur = np.argmin(np.where(best, cost, np.inf), axis=1)
+    start = float(cost[idx, cur].mean())
+    at: list[np.ndarray] = []
+    step: list[np.ndarray] = []
+    live = np.ones(rows, dtype=bool)
+    for _ in range(k):
+        qc, cc = quality[idx, cur][:, None], cost[idx, cur][:, None]
+        cheaper = (cost < cc) & live[:, None]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            cross = np.where(cheaper, np.maximum((qc - quality) / (cc - cost), 0.0), np.inf)
+        first = cross.min(axis=1)
+        live = np.isfinite(first)
+        if not live.any():
+            break
+        nxt = np.argmin(np.where(cross <= first[:, None], cost, np.inf), axis=1)
+        at.append(first[live])
+        step.append(cost[idx, nxt][live] - cost[idx, cur][live])
+        cur = np.where(live, nxt, cur)
+    if not at:
+        return np.full(len(lams), start)
+    points, deltas = np.concatenate(at), np.concatenate(step)
+    order = np.argsort(points, kind="stable")
+    total = np.concatenate([[0.0], np.cumsum(deltas[order])])
+    return start + total[np.searchsorted(points[order], lams, side="right")] / rows
+
+
 def lambda_table(quality: np.ndarray, cost: np.ndarray) -> np.ndarray:
     """lambda at each weight of GRID from predicted (rows, models) quality and cost matrices."""
     table = np.zeros(len(GRID))
@@ -38,7 +76,7 @@ def lambda_table(quality: np.ndarray, cost: np.ndarray) -> np.ndarray:
         table[1:-1] = np.geomspace(1e-3, 1e3, len(GRID) - 2) / max(hi, 1e-12)
         return table
     lams = np.geomspace(1e-4 / hi, 1e2 / max(lo, hi * 1e-6), CANDIDATES)
-    spent = np.array([_choice_cost(quality, cost, lam) for lam in lams])
+    spent = _choice_costs(quality, cost, lams)
     top, bottom = _choice_cost(quality, cost, 0.0), float(np.min(cost, axis=1).mean())
     for i, w in enumerate(GRID[1:-1], start=1):
         target = np.exp((1 - w) * np.log(max(top, 1e-12)) + w * np.log(max(bottom, 1e-12)))

@@ -136,7 +136,7 @@ class Gateway:
         s = self.settings
         self.catalogue = load_catalogue(s.catalogue)
         self.metrics.models = frozenset(self.catalogue.models)
-        self.rollout = Rollout(self.catalogue, s.router_threads)
+        self.rollout = Rollout(self.catalogue, s.router_threads, s.router_calibration)
         await self.rollout.start(s.artifacts)  # loads and warms it in a worker thread
         self.store = open_store(s.store_url())
         if isinstance(self.store, SQLiteStore):  # its calls run on the loop when nothing else waits

@@ -4,7 +4,7 @@
     POST   /v1/admin/router/rollback                              swap back to the previous router
     POST   /v1/admin/router/shadow    {"artifacts": "/abs/path"}  decide with it too, log both
     DELETE /v1/admin/router/shadow
-    GET    /v1/admin/router           {"version", "previous", "shadow"}
+    GET    /v1/admin/router           {"version", "previous", "shadow", "calibration", "learning"}
 
 A router's version is the first 12 hex digits of the sha256 of its `manifest.json` (canonical
 JSON): the manifest holds the sha256 of every other file, so it names the whole artifact set.
@@ -48,9 +48,10 @@ class Loaded:
 class Rollout:
     """The current router, the previous one (for rollback) and an optional shadow."""
 
-    def __init__(self, catalogue: Catalogue, threads: int) -> None:
+    def __init__(self, catalogue: Catalogue, threads: int, calibration: str = "traffic") -> None:
         self.catalogue = catalogue
         self.threads = threads
+        self.calibration = calibration
         self.current: Loaded | None = None
         self.previous: Loaded | None = None
         self.shadow: Loaded | None = None
@@ -63,7 +64,7 @@ class Rollout:
     def _load(self, path: Path | str | None) -> Loaded:
         from router import Router
 
-        router = Router.load(path, self.catalogue, threads=self.threads)
+        router = Router.load(path, self.catalogue, threads=self.threads, calibration=self.calibration)
         router.select("warm up", None, 0.5)  # builds the reference tables
         return Loaded(router, version_of(router.artifacts.manifest), str(router.artifacts.root))
 

@@ -38,6 +38,10 @@ class Settings(BaseSettings):
     """Router artifacts from `pureai train`; default: the shipped ones."""
     router_threads: int = Field(1, ge=1, le=16)
     """onnxruntime threads of the prompt embedder, per worker."""
+    router_calibration: Literal["traffic", "reference"] = "traffic"
+    """What each pool's cost_weight scale is fitted on: its own recent traffic in this worker (once
+    it has routed a few dozen prompts), or the reference training prompts only (a decision then
+    depends on nothing routed before it)."""
 
     data_dir: Path = Path(".pureai")
     """Where the embedded SQLite store lives when `database_url` is not set."""

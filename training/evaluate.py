@@ -14,11 +14,14 @@ from .errors import DataError
 
 
 def evaluate(data: OutcomeData, rt: Router) -> dict[str, Any]:
-    """Sweep cost_weight over the prompts on which every model has a score."""
+    """Sweep cost_weight over the prompts on which every model has a score, as a router that has
+    routed only these prompts (once) would decide: its cost_weight scale calibrated on them, as
+    it would be on this traffic in service (`rt` itself is left as it was)."""
     full = ~np.isnan(data.scores).any(axis=1)
     if full.sum() == 0:
         raise DataError(data.source, "no prompt has a score for every model: pass --models to pick a pool")
     rows = np.flatnonzero(full)
+    rt = rt.fresh()
     decisions = rt.select_many([data.texts[i] for i in rows], models=data.models, cost_weight=0.0)
     col = {m: j for j, m in enumerate(data.models)}
     q_hat = np.zeros((len(rows), len(data.models)))

@@ -94,7 +94,10 @@ def train_without(held: tuple[str, ...], texts: set[str], out: Path, catalogue, 
     }
 
 
-def run_case(name: str, seed: int, n_boot: int, near, keep: Path | None = None) -> dict:  # type: ignore[no-untyped-def]
+def run_case(  # type: ignore[no-untyped-def]
+    name: str, seed: int, n_boot: int, near, keep: Path | None = None, reuse: Path | None = None,
+    calibration: str = "traffic",
+) -> dict:
     from routeeval.evaluate import bootstrap_aiq_delta, evaluate_router, zero_router
     from routeeval.routers import LabelRouter, RandomRouter, normalised_cost
     from routeeval.scenarios import SPECS, ScenarioSpec, build, indices, split_labels
@@ -117,8 +120,12 @@ def run_case(name: str, seed: int, n_boot: int, near, keep: Path | None = None) 
         from training.prompt_labels import text_key
 
         texts = {text_key(t) for t in scn.texts}
-        fit = train_without(held, texts, out, catalogue, near)
-        rt = Router.load(out, catalogue)
+        if reuse is None:
+            fit = train_without(held, texts, out, catalogue, near)
+        else:
+            out = reuse / name
+            fit = {"reused": str(out)}
+        rt = Router.load(out, catalogue, calibration=calibration)
         back = {ids[m]: m for m in pool}
 
         class Shipped:
@@ -217,6 +224,13 @@ def main() -> int:
         help="LO,HI as `pureai train --near`, or 'folds' to choose them on the folds (default: the Makefile's)",
     )
     ap.add_argument("--keep", help="keep each case's artifacts in DIR/<case> (default: thrown away)")
+    ap.add_argument("--reuse", help="route with the artifacts a --keep run left in DIR/<case>; train nothing")
+    ap.add_argument(
+        "--calibration",
+        default="traffic",
+        choices=("traffic", "reference"),
+        help="what the router fits its cost_weight scale on (Router.load's calibration)",
+    )
     args = ap.parse_args()
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     sys.path[:0] = [str(SHARED), str(ROOT)]
@@ -226,7 +240,15 @@ def main() -> int:
     results = {}
     for name in args.cases.split(","):
         t0 = time.perf_counter()
-        results[name] = run_case(name, args.seed, args.n_boot, near, Path(args.keep) if args.keep else None)
+        results[name] = run_case(
+            name,
+            args.seed,
+            args.n_boot,
+            near,
+            Path(args.keep) if args.keep else None,
+            Path(args.reuse) if args.reuse else None,
+            args.calibration,
+        )
         print(
             f"{name}: {json.dumps(results[name]['aiq'])} gain {results[name]['gain_vs_zero']} "
             f"({time.perf_counter() - t0:.0f} s)",
@@ -235,7 +257,13 @@ def main() -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     md = f"near bounds: {args.near}\n\n" + table(results)
-    meta = {"commit": _commit(), "near": args.near, "seed": args.seed, "n_boot": args.n_boot}
+    meta = {
+        "commit": _commit(),
+        "near": args.near,
+        "calibration": args.calibration,
+        "seed": args.seed,
+        "n_boot": args.n_boot,
+    }
     (out / "unseen.json").write_text(json.dumps({"meta": meta, "cases": results}, indent=1), encoding="utf-8")
     (out / "unseen.md").write_text(md + "\n", encoding="utf-8")
     print(md)

@@ -32,9 +32,12 @@ class Artifacts(BaseModel):
 
 @router.get("/v1/admin/router")
 async def state(request: Request) -> dict[str, Any]:
-    """The versions, and per model what this worker's feedback taught (service/learning.py)."""
+    """The versions, what the current router fits its cost_weight scale on (`traffic` or
+    `reference`, PUREAI_ROUTER_CALIBRATION), and per model what this worker's feedback taught
+    (service/learning.py)."""
     rollout = await _admin(request)
-    return {**rollout.state(), "learning": gateway(request).learner.state()}
+    calibration = rollout.current.router.calibration if rollout.current else None
+    return {**rollout.state(), "calibration": calibration, "learning": gateway(request).learner.state()}
 
 
 @router.get("/v1/admin/router/stats")

@@ -228,16 +228,24 @@ def test_sighup_reloads_from_the_configured_artifacts(
     catalogue_file: Path, tmp_path: Path, releases: dict[str, Path]
 ) -> None:
     live = release(tmp_path / "live", None)
-    env = gateway_env(catalogue_file, tmp_path / "data", PUREAI_ARTIFACTS=str(live))
+    env = gateway_env(
+        catalogue_file, tmp_path / "data", PUREAI_ARTIFACTS=str(live), PUREAI_ROUTER_CALIBRATION="reference"
+    )
     (tmp_path / "data").mkdir()
     with Gateway.start(env) as g:
         first = state(g)
-        assert first == {"version": version(live), "previous": None, "shadow": None, "learning": {}}
+        assert first == {
+            "version": version(live),
+            "previous": None,
+            "shadow": None,
+            "calibration": "reference",
+            "learning": {},
+        }
         none = admin(g, "/v1/admin/router/rollback")
         assert none.status_code == 400 and none.json()["error"]["code"] == "no_previous_router"
         shutil.copy(releases["v2"] / "manifest.json", live / "manifest.json")  # a new release in place
         g.process.send_signal(signal.SIGHUP)
         after = eventually(lambda: (s := state(g))["version"] != first["version"] and s)
         expected = {"version": version(releases["v2"]), "previous": first["version"], "shadow": None}
-        assert after == {**expected, "learning": {}}
+        assert after == {**expected, "calibration": "reference", "learning": {}}
         assert g.process.poll() is None

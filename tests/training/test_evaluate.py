@@ -63,7 +63,8 @@ def test_writes_the_full_metrics(
 @pytest.mark.parametrize("dataset", ["zeroeval-gsm8k", "zeroeval-crux", "zeroeval-math-l5"])
 def test_the_sweep_is_what_the_router_does(fixture_router: Router, fixture_dir: Path, dataset: str) -> None:
     """Each sweep point is the mean score and cost of the models the router picks at that
-    cost_weight, also on data other than the whole training set (here: one dataset of it)."""
+    cost_weight, also on data other than the whole training set (here: one dataset of it), once
+    the router has routed these prompts (its cost_weight scale calibrated on them)."""
     rt = fixture_router
     everything = data.load(fixture_dir)
     outcomes = everything.subset(np.flatnonzero([p.startswith(dataset) for p in everything.prompt_ids]))
@@ -72,7 +73,9 @@ def test_the_sweep_is_what_the_router_does(fixture_router: Router, fixture_dir: 
     col = {m: j for j, m in enumerate(outcomes.models)}
     rows = np.arange(len(outcomes.texts))
     for point in result["sweep"]:
-        picked = rt.select_many(outcomes.texts, models=outcomes.models, cost_weight=point["cost_weight"])
+        routed = rt.fresh()
+        picked = routed.select_many(outcomes.texts, models=outcomes.models, cost_weight=point["cost_weight"])
+        assert routed.calibrated_on(outcomes.models) == (len(rows) if len(rows) >= 32 else 0)
         j = np.array([col[d.selected_model] for d in picked])
         assert point["quality"] == pytest.approx(float(outcomes.scores[rows, j].mean())), point
         assert point["cost"] == pytest.approx(float(outcomes.costs[rows, j].mean())), point
