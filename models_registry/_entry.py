@@ -98,7 +98,12 @@ class ModelEntry:
     price_source: str = "catalogue"
     """"catalogue" when every price is set in the file, else "litellm:<price map key>"."""
     expected_output_tokens: int = 400
-    """Typical answer length in tokens, for cost estimates before the answer exists."""
+    """Typical answer length in tokens, for cost estimates before the answer exists (a reasoning
+    model's includes its hidden reasoning)."""
+    reasoning_tokens: int = 0
+    """Hidden reasoning tokens a typical answer is billed for as output on top of the answer
+    itself. Outcome data counts only the answer, so the router adds these to the answer length it
+    learned (the model's own or its `like` relative's)."""
     free: bool = False
     """Said free in the catalogue (`free = true`): its prices are 0 by intent."""
     priced: bool = True

@@ -169,6 +169,7 @@ def _priced(spec: EntrySpec, price_map: dict[str, Any] | None, source: Path | No
         api_key_env=spec.api_key_env,
         price_source=price_source,
         expected_output_tokens=spec.expected_output_tokens,
+        reasoning_tokens=spec.reasoning_tokens,
         free=spec.free,
         priced=priced,
         features=primary.features if primary is not None else spec.features,

@@ -33,7 +33,7 @@ MODEL_KEYS = frozenset(
     {
         "id", "owned_by", "litellm_model", "price_key", "context_window", "input_per_mtok",
         "output_per_mtok", "cached_input_per_mtok", "enabled", "quality_priors", "aliases",
-        "providers", "api_base", "api_key_env", "expected_output_tokens", "free", "reasoning",
+        "providers", "api_base", "api_key_env", "expected_output_tokens", "reasoning_tokens", "free", "reasoning",
         "max_output_tokens", "supports_vision", "supports_function_calling", "supports_response_schema",
         "like", "like_offset", "prior_source",
     }
@@ -81,6 +81,7 @@ class EntrySpec:
     api_key_env: str | None
     expected_output_tokens: int
     free: bool = False
+    reasoning_tokens: int = 0
     features: Features = Features()
     """What the table itself says the model accepts (None where it says nothing)."""
     like: str | None = None
@@ -131,6 +132,13 @@ class _Fields:
         if value is not None and value < 1:
             raise self.fail(key, f"expected a positive integer, got {value}")
         return value
+
+    def amount(self, key: str) -> int:
+        """An integer >= 0 (default 0)."""
+        value = self.get(key, int, "an integer >= 0")
+        if value is not None and value < 0:
+            raise self.fail(key, f"expected an integer >= 0, got {value}")
+        return value or 0
 
     def price(self, key: str) -> float | None:
         value = self.get(key, (int, float), "a number of USD per 1M tokens")
@@ -206,6 +214,7 @@ def validate_entry(raw: object, index: int, path: Path | None) -> EntrySpec:
         api_key_env=f.env_name("api_key_env"),
         expected_output_tokens=f.count("expected_output_tokens") or DEFAULT_EXPECTED_OUTPUT_TOKENS,
         free=f.flag("free", False),
+        reasoning_tokens=f.amount("reasoning_tokens"),
         features=_features(f),
         like=f.text("like"),
         like_offset=_offset(f),

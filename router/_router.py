@@ -216,7 +216,9 @@ class Router:
             data_cost = has & known & ((self.cost_from == "data") | ~listed)
             assert bool(np.all(data_cost | listed)), "a model priced by neither data nor catalogue"
             price = [
-                (e.input_per_mtok, e.output_per_mtok, e.expected_output_tokens) if e else (0, 0, 0)
+                (e.input_per_mtok, e.output_per_mtok, e.expected_output_tokens, e.reasoning_tokens)
+                if e
+                else (0, 0, 0, 0)
                 for e in entries
             ]
             pool = _Pool(
@@ -271,7 +273,10 @@ class Router:
             ("learned" if aj >= 0.5 else "ability") if h else "relative" if lk else "prior"
             for h, lk, aj in zip(p.has, p.like, a, strict=True)
         ]
-        out = np.where(p.has | p.like, out_tokens[p.col], p.expected_out) if learned else p.expected_out
+        if learned:  # outcome data counts only the answer; a reasoning model is billed for more
+            out = np.where(p.has | p.like, out_tokens[p.col] + p.reasoning, p.expected_out)
+        else:
+            out = p.expected_out
         priced = (p.input_price * n_in + p.output_price * out) / 1e6
         if p.data_cost.any():
             learned_cost = self.cost_slope[p.col] * n_in + groups @ self.cost_base[:, p.col]
@@ -416,6 +421,7 @@ class _Pool:
     input_price: np.ndarray  # USD per 1M input tokens (catalogue)
     output_price: np.ndarray
     expected_out: np.ndarray  # output tokens without a learned estimate
+    reasoning: np.ndarray  # hidden reasoning tokens added to a learned answer length
 
 
 def _row(f: Features, i: int) -> tuple[np.ndarray, ...]:

@@ -165,6 +165,8 @@ def reasoning(
         else:  # a ratio against (nearly) nothing says nothing: "16160000.0x more"
             more = f"~${runner.cost_usd - best.cost_usd:.2g} more"
         why = f"scores {runner.quality:.2f} but costs {more} at cost_weight {cost_weight:g}"
+    elif np.isclose(runner.cost_usd, best.cost_usd, rtol=1e-9, atol=0.0):
+        why = f"scores {runner.quality:.2f} at the same expected cost"
     elif runner.cost_usd < best.cost_usd:
         why = f"is cheaper (~${runner.cost_usd:.2g}) but scores only {runner.quality:.2f}"
     else:

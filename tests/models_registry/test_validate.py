@@ -39,6 +39,8 @@ def load_error(path: Path) -> CatalogueError:
         ('owned_by = "acme"', 'owned_by = "acme"\naliases = "acme-1"', "aliases", "a list"),
         ('owned_by = "acme"', 'owned_by = "acme"\naliases = ["ok", 2]', "aliases[1]", "non-empty string"),
         ('owned_by = "acme"', 'owned_by = "acme"\nexpected_output_tokens = -5', "expected_output_tokens", ""),
+        ('owned_by = "acme"', 'owned_by = "acme"\nreasoning_tokens = -1', "reasoning_tokens", "integer >= 0"),
+        ('owned_by = "acme"', 'owned_by = "acme"\nreasoning_tokens = 1.5', "reasoning_tokens", "integer >= 0"),
         ("quality_priors = { default = 0.5 }", "quality_priors = 0.5", "quality_priors", "a table"),
         ("quality_priors = { default = 0.5 }\n", "", "quality_priors", "is required"),
         # negative prices

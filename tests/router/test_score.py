@@ -26,3 +26,10 @@ def test_a_free_choice_gives_the_runner_ups_extra_cost_in_dollars(best_cost: flo
 def test_a_priced_choice_gives_the_ratio() -> None:
     text = _explain(0.0001, 0.0016)
     assert "runner-up gpt-4o scores 0.80 but costs 16.0x more at cost_weight 0.5" in text, text
+
+
+def test_a_runner_up_at_the_same_cost_is_not_said_to_cost_more() -> None:
+    best = Candidate("o1-mini", 0.93, 0.006, 0.5, "ability")
+    runner = Candidate("o3-mini", 0.93, 0.006, 0.5, "relative")
+    text = reasoning([best, runner], "math", 0.9, 0.2, 0.0)
+    assert text.endswith("runner-up o3-mini scores 0.93 at the same expected cost."), text
