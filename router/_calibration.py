@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import threading
+from collections import OrderedDict
 from collections.abc import Callable
 
 import numpy as np
@@ -25,6 +26,7 @@ from . import _score
 
 WINDOW = 512  # recent prompts per pool on which its table is recalibrated
 FIRST = 32  # prompts a pool has routed before its table is first recalibrated on them
+POOLS = 64  # pools whose traffic is kept (each holds WINDOW x models qualities and costs)
 MODES = ("traffic", "reference")
 
 
@@ -75,14 +77,15 @@ class PoolCalibration:
 
 
 class Calibrations:
-    """The tables of up to `pools` pools, keyed by the pool's model names in order; thread-safe."""
+    """The tables of the `pools` pools used last, keyed by the pool's model names in order (a pool
+    dropped starts again from reference prompts); thread-safe."""
 
     def __init__(self, mode: str, pools: int) -> None:
         if mode not in MODES:
             raise ValueError(f"calibration must be one of {', '.join(MODES)}, not {mode!r}")
         self.mode = mode
         self.pools = pools
-        self._by_pool: dict[tuple[str, ...], PoolCalibration] = {}
+        self._by_pool: OrderedDict[tuple[str, ...], PoolCalibration] = OrderedDict()
         self._lock = threading.Lock()
 
     def observe(self, models: tuple[str, ...], quality: np.ndarray, cost: np.ndarray) -> None:
@@ -118,7 +121,9 @@ class Calibrations:
         """A copy holding the pools for which `keep` is true (their traffic copied, not shared)."""
         out = Calibrations(self.mode, self.pools)
         with self._lock:
-            out._by_pool = {key: copy.deepcopy(pool) for key, pool in self._by_pool.items() if keep(key)}
+            out._by_pool = OrderedDict(
+                (key, copy.deepcopy(pool)) for key, pool in self._by_pool.items() if keep(key)
+            )
         return out
 
     def _get(self, models: tuple[str, ...]) -> PoolCalibration:
@@ -126,5 +131,7 @@ class Calibrations:
         if pool is None:
             pool = self._by_pool[models] = PoolCalibration(len(models))
             while len(self._by_pool) > self.pools:
-                self._by_pool.pop(next(iter(self._by_pool)))
+                self._by_pool.popitem(last=False)
+        else:
+            self._by_pool.move_to_end(models)
         return pool

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import _artifacts, _score
-from ._calibration import Calibrations
+from ._calibration import POOLS, Calibrations
 from ._decision import Decision
 from ._quality import Features, QualityModel, logit, sigmoid
 from ._score import DEFAULT_COST_WEIGHT
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 QUALITY_FLOOR = 1e-3  # a shifted quality stays inside (0, 1)
 CACHE_SIZE = 4096
 REFERENCE = 256  # training prompts on which a pool's lambda table is calibrated
-TABLES = 256  # pools whose lambda tables are cached
+TABLES = 256  # pools whose catalogue facts (`_Pool`) are cached
 
 
 class Router:
@@ -41,7 +41,7 @@ class Router:
     ) -> None:
         from ._embed import Embedder
 
-        self.calibration = Calibrations(calibration, TABLES).mode
+        self.calibration = Calibrations(calibration, POOLS).mode
 
         self.artifacts = artifacts
         self.catalogue = catalogue
@@ -104,7 +104,7 @@ class Router:
         """This router as if it had routed nothing: its lambda tables come from reference prompts
         until it has traffic of its own. The ONNX sessions and the prompt cache are shared."""
         new = copy.copy(self)
-        new._tables = Calibrations(self.calibration, TABLES)
+        new._tables = Calibrations(self.calibration, POOLS)
         return new
 
     def _bind(self) -> None:
@@ -113,7 +113,7 @@ class Router:
         which other models the catalogue lists."""
         self._column = self._learned_columns()
         self._pools: dict[tuple[str, ...], _Pool] = {}
-        self._tables = Calibrations(self.calibration, TABLES)
+        self._tables = Calibrations(self.calibration, POOLS)
         self._reference_qc: tuple[list[str], np.ndarray, np.ndarray] | None = None
 
     # -- models -------------------------------------------------------------------------------

@@ -112,11 +112,12 @@ def test_the_table_is_refitted_as_traffic_doubles_then_every_quarter_window() ->
     assert sorted(set(used)) == [0, 32, 64, 128, 256, 512]  # the window holds the last 512
 
 
-def test_more_pools_than_kept_drop_the_oldest() -> None:
+def test_more_pools_than_kept_drop_the_one_used_longest_ago() -> None:
     pool = _calibration.Calibrations("traffic", pools=2)
-    for name in ("a", "b", "c"):
+    for name in ("a", "b", "a", "c"):
         pool.observe((name,), np.ones((40, 1)), np.ones((40, 1)))
-    assert list(pool._by_pool) == [("b",), ("c",)]
+    assert list(pool._by_pool) == [("a",), ("c",)]
+    assert pool._by_pool[("a",)].seen == 80
 
 
 def test_an_unknown_calibration_mode_is_refused(loaded: Router) -> None:
