@@ -41,7 +41,8 @@ class Router:
     ) -> None:
         from ._embed import Embedder
 
-        self.calibration = Calibrations(calibration, POOLS).mode
+        self._tables = Calibrations(calibration, POOLS)  # refuses an unknown mode
+        self.calibration = self._tables.mode
 
         self.artifacts = artifacts
         self.catalogue = catalogue
@@ -108,12 +109,12 @@ class Router:
         return new
 
     def _bind(self) -> None:
-        """What depends on the catalogue: learned columns by alias and the per-pool caches. A
+        """What depends on the catalogue: learned columns by alias and the per-pool caches (the
+        traffic calibrations are the caller's to keep or reset: `with_catalogue`, `fresh`). A
         candidate's quality depends on the prompt, its own entry and the artifacts only, never on
         which other models the catalogue lists."""
         self._column = self._learned_columns()
         self._pools: dict[tuple[str, ...], _Pool] = {}
-        self._tables = Calibrations(self.calibration, POOLS)
         self._reference_qc: tuple[list[str], np.ndarray, np.ndarray] | None = None
 
     # -- models -------------------------------------------------------------------------------
